@@ -1,0 +1,37 @@
+//! Meridian: an authoritative DNS server with a GSLB scheduler, and the caching edge its
+//! answers point to.
+//!
+//! # Layout
+//!
+//! ```text
+//! query  : dns::server (UDP/TCP sockets) -> dns::handler -> Snapshot (ArcSwap)
+//!             -> zone (authoritative lookup)      \-> gslb (pure selection)
+//!                                                     <- geo (client location) <- health (table)
+//! reload : reload (notify / SIGHUP / admin POST) -> snapshot::Snapshot::load -> ArcSwap::store
+//! health : health (one task per edge, hyper GET) -> health::Table (atomics)
+//! edge   : edge (hyper reverse proxy + RFC 9111 cache), its own binary
+//! ```
+//!
+//! - [`zone`]: zone files -> validated, immutable zones; the authoritative lookup.
+//! - [`cdn`]: `cdn.toml` -> validated scheduling configuration (shared with the edge).
+//! - [`geo`]: GeoIP database + country centroids -> client location.
+//! - [`gslb`]: region policy + health + distance -> chosen edges. No I/O, no clock.
+//! - [`health`]: edge health checks and the shared health table.
+//! - [`snapshot`]: one immutable view of zones + CDN config + GeoIP, swapped whole.
+//! - [`reload`]: what triggers a reload and how it is applied.
+//! - [`dns`]: the wire: sockets, request parsing, EDNS/ECS, response encoding.
+//! - [`admin`]: the DNS server's admin HTTP endpoints.
+//! - [`metrics`]: every metric name, in one place.
+//! - [`edge`]: the caching edge (`meridian-edge`).
+
+pub mod admin;
+pub mod cdn;
+pub mod dns;
+pub mod edge;
+pub mod geo;
+pub mod gslb;
+pub mod health;
+pub mod metrics;
+pub mod reload;
+pub mod snapshot;
+pub mod zone;
