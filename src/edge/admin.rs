@@ -26,7 +26,7 @@ pub struct AdminAuth {
 }
 
 impl AdminAuth {
-    fn check(&self, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
+    fn check(&self, headers: &http::HeaderMap) -> Result<(), Box<Response<Body>>> {
         if !self.required {
             return Ok(());
         }
@@ -36,8 +36,7 @@ impl AdminAuth {
                 "admin: state-changing endpoints on a non-loopback address need --admin-token or MERIDIAN_ADMIN_TOKEN\n",
             )));
         };
-        let given = req
-            .headers()
+        let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
@@ -71,7 +70,7 @@ pub async fn handle(
         (&Method::GET, "/status") => json(StatusCode::OK, &status(&edge)),
         (&Method::GET, "/metrics") => metrics(&edge),
         (&Method::POST, "/purge") | (&Method::POST, "/prefetch") => {
-            if let Err(refusal) = auth.check(&req) {
+            if let Err(refusal) = auth.check(req.headers()) {
                 return *refusal;
             }
             let purge = req.uri().path() == "/purge";
@@ -268,6 +267,45 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_token_guards_non_loopback_admin() {
+        let open = AdminAuth {
+            required: false,
+            token: None,
+        };
+        assert!(open.check(&http::HeaderMap::new()).is_ok());
+        let no_token = AdminAuth {
+            required: true,
+            token: None,
+        };
+        assert_eq!(
+            no_token
+                .check(&http::HeaderMap::new())
+                .unwrap_err()
+                .status(),
+            StatusCode::FORBIDDEN
+        );
+        let guarded = AdminAuth {
+            required: true,
+            token: Some("s3cret".into()),
+        };
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(
+            guarded.check(&headers).unwrap_err().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wrong"),
+        );
+        assert!(guarded.check(&headers).is_err());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert!(guarded.check(&headers).is_ok());
+    }
 
     #[test]
     fn percent_decoding() {

@@ -294,8 +294,9 @@ async fn answer(state: &State, req: Request<Incoming>) -> Response<Body> {
                 }
                 None => (reply.status, 0, len),
             };
-            let end = reply.cut_after.map_or(end, |cut| end.min(start + cut));
+            // The announced length stays whole: a cut body is a broken one.
             headers.push(("content-length".into(), (end - start).to_string()));
+            let end = reply.cut_after.map_or(end, |cut| end.min(start + cut));
             response(
                 status,
                 &headers,
