@@ -77,6 +77,7 @@ pub async fn build(config: &EdgeConfig) -> Result<Arc<Edge>, EdgeError> {
         Arc::new(cache),
         origin,
         config.origin_response_timeout,
+        config.slice_bytes,
     )))
 }
 

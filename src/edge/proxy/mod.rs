@@ -37,6 +37,8 @@ use crate::edge::origin::{OriginClient, OriginError, OriginErrorKind, OriginRequ
 use crate::edge::range::{self, RangeAnswer};
 use crate::edge::route::{OriginSpec, Router, normalize_host};
 
+mod slice;
+
 /// Largest request body forwarded for non-GET methods (it is buffered for failover).
 const MAX_FORWARDED_BODY: usize = 64 << 20;
 
@@ -55,6 +57,8 @@ pub struct Edge {
     coalescer: Coalescer<Arc<Outcome>>,
     /// How long an origin body may stall before its fill is abandoned.
     frame_timeout: Duration,
+    /// Slice size for `large-files` / `vod` domains.
+    pub slice_bytes: u64,
     /// Background work (fills, refreshes), drained at shutdown.
     pub tasks: TaskTracker,
 }
@@ -108,6 +112,18 @@ struct Ctx {
     head: bool,
     client: SocketAddr,
     version: Version,
+    /// For one slice of a sliced object: `(index, slice size)`; the key names the slice.
+    slice: Option<(u64, u64)>,
+}
+
+impl Ctx {
+    fn for_slice(&self, index: u64, size: u64) -> Ctx {
+        Ctx {
+            primary: slice::slice_key(&self.primary, index),
+            slice: Some((index, size)),
+            ..self.clone()
+        }
+    }
 }
 
 impl Edge {
@@ -117,6 +133,7 @@ impl Edge {
         cache: Arc<Cache>,
         origin: OriginClient,
         frame_timeout: Duration,
+        slice_bytes: u64,
     ) -> Edge {
         Edge {
             name,
@@ -126,6 +143,7 @@ impl Edge {
             metrics: Metrics::default(),
             coalescer: Coalescer::default(),
             frame_timeout,
+            slice_bytes: slice_bytes.max(64 << 10),
             tasks: TaskTracker::new(),
         }
     }
@@ -186,8 +204,12 @@ impl Edge {
             head: req.method() == Method::HEAD,
             client,
             version: req.version(),
+            slice: None,
         };
         if req.method() == Method::GET || req.method() == Method::HEAD {
+            if ctx.spec.business.sliced() {
+                return self.serve_sliced(&ctx).await;
+            }
             self.serve_cacheable(&ctx).await
         } else {
             self.forward_other(req, &ctx).await
@@ -280,6 +302,12 @@ impl Edge {
         ] {
             headers.remove(name);
         }
+        if let Some((index, size)) = ctx.slice {
+            let range = format!("bytes={}-{}", index * size, index * size + size - 1);
+            if let Ok(value) = HeaderValue::from_str(&range) {
+                headers.insert(header::RANGE, value);
+            }
+        }
         match stale {
             Some(stale) => {
                 metrics::inc(&self.metrics.revalidations);
@@ -321,7 +349,25 @@ impl Edge {
                 return (pass(response, "origin-error", true), None);
             }
         }
-        match policy::decide_store(&ctx.view, status, &headers, ctx.spec.business, now) {
+        // A slice is stored as the 206 it is, and judged as the 200 it is part of.
+        let judged_status = match ctx.slice {
+            Some((index, size)) => {
+                let covers = headers
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(range::parse_content_range)
+                    .is_some_and(|(first, _, _)| first == index * size);
+                if status != StatusCode::PARTIAL_CONTENT || !covers {
+                    return (
+                        pass(response, "origin-ignored-range", status.is_server_error()),
+                        None,
+                    );
+                }
+                StatusCode::OK
+            }
+            None => status,
+        };
+        match policy::decide_store(&ctx.view, judged_status, &headers, ctx.spec.business, now) {
             StoreDecision::Pass(reason) => (pass(response, reason, status.is_server_error()), None),
             StoreDecision::Store { policy, freshness } => {
                 let id = EntryId::for_variant(&ctx.primary, &headers, ctx.view.headers());
@@ -367,9 +413,14 @@ impl Edge {
         not_modified: &HeaderMap,
         now: SystemTime,
     ) -> Arc<Entry> {
+        let judged_status = if ctx.slice.is_some() {
+            StatusCode::OK
+        } else {
+            stale.status
+        };
         let (merged, policy, freshness) = policy::revalidated(
             &ctx.view,
-            stale.status,
+            judged_status,
             &stale.headers,
             not_modified,
             ctx.spec.business,
@@ -511,7 +562,7 @@ impl Edge {
             Served::Miss {
                 stored: true,
                 coalesced: true,
-            } => "fwd=miss; stored; detail=coalesced".into(),
+            } => "fwd=miss; stored; collapsed".into(),
             Served::Miss { stored, .. } => {
                 if stored {
                     "fwd=miss; stored".into()
@@ -641,7 +692,7 @@ impl Edge {
                 let safe = matches!(parts.method, Method::OPTIONS | Method::TRACE);
                 let status = response.status();
                 if !safe && (status.is_success() || status.is_redirection()) {
-                    self.cache.remove_primary(&ctx.primary);
+                    self.remove_url(&ctx.primary);
                 }
                 self.respond_forwarded(ctx, response, Served::Method)
             }
@@ -684,6 +735,12 @@ impl Edge {
         headers
     }
 
+    /// Removes every stored variant and slice of one URL.
+    fn remove_url(&self, primary: &str) -> usize {
+        self.cache.remove_primary(primary)
+            + self.cache.remove_prefix(&slice::slice_key_prefix(primary))
+    }
+
     /// Removes a URL (or, ending in `/`, every URL under that directory) from the cache.
     pub fn purge(&self, url: &str) -> Result<usize, String> {
         let (host, target) = split_url(url)?;
@@ -691,8 +748,7 @@ impl Edge {
             self.cache
                 .remove_prefix(&policy::primary_key(&host, &target))
         } else {
-            self.cache
-                .remove_primary(&policy::primary_key(&host, &target))
+            self.remove_url(&policy::primary_key(&host, &target))
         };
         metrics::add(&self.metrics.purged, removed as u64);
         Ok(removed)
@@ -716,6 +772,7 @@ impl Edge {
             head: false,
             client: SocketAddr::from(([127, 0, 0, 1], 0)),
             version: Version::HTTP_11,
+            slice: None,
         };
         let response = self.serve_cacheable(&ctx).await;
         let status = response.status().as_u16();
