@@ -491,3 +491,32 @@ async fn head_is_answered_from_the_cached_get() {
     assert_eq!(head.header("x-cache"), "HIT");
     assert_eq!(origin.count("/h.txt"), 1);
 }
+
+#[tokio::test]
+async fn concurrent_clients_of_a_large_object_follow_one_streaming_fill() {
+    use common::origin::generated_byte;
+    let len: u64 = 24 << 20;
+    let origin = origin()
+        .route(
+            "/large.bin",
+            Reply::generated(len)
+                .header("cache-control", "max-age=60")
+                .trickle(Duration::from_millis(1)),
+        )
+        .start()
+        .await;
+    let edge = TestEdge::for_origin(&origin.url()).await;
+    let client = Client::default();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url) = (client.clone(), edge.url("/large.bin"));
+        tasks.push(tokio::spawn(async move { client.get(&url, &[]).await }));
+    }
+    let expected: Vec<u8> = (0..len).map(generated_byte).collect();
+    for task in tasks {
+        let got = task.await.unwrap();
+        assert_eq!(got.status, StatusCode::OK);
+        assert!(got.body == expected, "a follower got a different body");
+    }
+    assert_eq!(origin.count("/large.bin"), 1);
+}
