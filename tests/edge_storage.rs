@@ -1,5 +1,5 @@
 //! The storage tiers: the disk tier is bounded by bytes (LRU), survives a restart, and a
-//! damaged body file is discarded at start instead of being served.
+//! damaged body file is dropped (checksum) instead of being served.
 
 mod common;
 
@@ -58,7 +58,7 @@ async fn the_disk_tier_evicts_least_recently_used_entries_past_its_size() {
 }
 
 #[tokio::test]
-async fn a_damaged_body_file_is_discarded_at_start() {
+async fn a_damaged_body_file_is_never_served() {
     let mut origin = origin()
         .route("/d.css", kb(b'd'))
         .route("/ok.css", kb(b'k'))

@@ -10,18 +10,18 @@
 //!
 //! Atomicity: a body is written under `tmp/`, renamed into `objects/`, then its metadata is
 //! written to a temporary file and renamed over `<id>.meta`. An entry exists only when its
-//! metadata parses and names a body file of the recorded length (small bodies also match
-//! their sha256), so a kill at any point never exposes a partial body: at worst an orphan
-//! body, removed by the next scan. In: bodies and metadata from the cache. Out: the scanned
+//! metadata parses and names a body file of the recorded length, so a kill at any point
+//! never exposes a partial body: at worst an orphan body, removed by the next scan. (The
+//! sha256 is checked when a body is read whole into memory; the scan reads no bodies, so
+//! start-up stays fast with a large cache.) In: bodies and metadata from the cache. Out: the scanned
 //! index at start, open files for reads. Knows nothing of HTTP semantics.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_cache_semantics::CachePolicy;
-use sha2::{Digest, Sha256};
 
 use super::EntryId;
 use super::policy::Freshness;
@@ -29,9 +29,6 @@ use crate::edge::route::Business;
 
 /// Bumped when the metadata format changes; other versions are discarded at scan.
 pub const META_VERSION: u32 = 1;
-
-/// Bodies up to this size have their checksum verified when the index is rebuilt.
-const VERIFY_CHECKSUM_UP_TO: u64 = 16 << 20;
 
 /// What a `.meta` file holds.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -211,21 +208,6 @@ impl DiskTier {
         let len = fs::metadata(&body_path).ok()?.len();
         if len != meta.body_len {
             return None;
-        }
-        if len <= VERIFY_CHECKSUM_UP_TO {
-            let mut hasher = Sha256::new();
-            let mut file = File::open(&body_path).ok()?;
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let n = file.read(&mut buf).ok()?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            if hex::encode(hasher.finalize()) != meta.body_sha256 {
-                return None;
-            }
         }
         Some(Scanned { id, meta })
     }

@@ -257,6 +257,7 @@ impl Cache {
             let size = entry.meta.body_len;
             if let Some((_, old_size)) = index.lru.pop(&entry.id) {
                 index.bytes -= old_size;
+                self.memory.remove(&entry.id);
             }
             let variants = index
                 .variants
@@ -374,9 +375,17 @@ impl Cache {
             .map_err(io::Error::other)??;
         let len = entry.meta.body_len;
         if len <= self.memory.max_object() {
+            let expected = entry.meta.body_sha256.clone();
             let bytes = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; len as usize];
                 file.read_exact_at(&mut buf, 0)?;
+                // Small bodies are checked whole on their way into memory.
+                if hex::encode(Sha256::digest(&buf)) != expected {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "cache body does not match its checksum",
+                    ));
+                }
                 Ok::<_, io::Error>(Bytes::from(buf))
             })
             .await
@@ -572,10 +581,11 @@ impl FillWriter {
         })
         .await
         .map_err(io::Error::other)??;
+        // Insert first: it drops any memory copy of the entry this one replaces.
+        self.cache.insert(Arc::new(Entry::new(self.id, meta)));
         if let Some(bytes) = in_memory {
             self.cache.memory.insert(self.id, bytes.freeze());
         }
-        self.cache.insert(Arc::new(Entry::new(self.id, meta)));
         Ok(written)
     }
 

@@ -206,6 +206,12 @@ impl Edge {
             version: req.version(),
             slice: None,
         };
+        if req.method() == Method::CONNECT {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "meridian-edge: CONNECT is not supported\n",
+            );
+        }
         if req.method() == Method::GET || req.method() == Method::HEAD {
             if ctx.spec.business.sliced() {
                 return self.serve_sliced(&ctx).await;
@@ -218,18 +224,24 @@ impl Edge {
 
     async fn serve_cacheable(self: &Arc<Self>, ctx: &Ctx) -> Response<Body> {
         let now = SystemTime::now();
+        // An unreadable stored body (damaged, evicted meanwhile) is dropped: a miss.
         let stale = match self.cache.lookup(&ctx.primary, &ctx.view, now) {
             Some((entry, Reuse::Fresh)) => {
-                metrics::inc(&self.metrics.hits);
-                return self.respond_entry(ctx, &entry, Served::Hit).await;
+                if let Some(response) = self.try_respond_entry(ctx, &entry, Served::Hit).await {
+                    metrics::inc(&self.metrics.hits);
+                    return response;
+                }
+                None
             }
             Some((entry, Reuse::StaleWhileRevalidate)) => {
-                metrics::inc(&self.metrics.hits);
-                metrics::inc(&self.metrics.stale_served);
-                self.spawn_refresh(ctx, entry.clone());
-                return self
-                    .respond_entry(ctx, &entry, Served::StaleWhileRevalidate)
-                    .await;
+                let served = Served::StaleWhileRevalidate;
+                if let Some(response) = self.try_respond_entry(ctx, &entry, served).await {
+                    metrics::inc(&self.metrics.hits);
+                    metrics::inc(&self.metrics.stale_served);
+                    self.spawn_refresh(ctx, entry.clone());
+                    return response;
+                }
+                None
             }
             Some((entry, Reuse::Revalidate)) => Some(entry),
             None => None,
@@ -579,11 +591,27 @@ impl Edge {
     }
 
     async fn respond_entry(&self, ctx: &Ctx, entry: &Arc<Entry>, served: Served) -> Response<Body> {
+        match self.try_respond_entry(ctx, entry, served).await {
+            Some(response) => response,
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "meridian-edge: cache read failed, retry\n",
+            ),
+        }
+    }
+
+    /// `None` when the stored body cannot be read (the entry is then dropped).
+    async fn try_respond_entry(
+        &self,
+        ctx: &Ctx,
+        entry: &Arc<Entry>,
+        served: Served,
+    ) -> Option<Response<Body>> {
         let headers = self.stored_headers(entry, SystemTime::now(), served);
         let len = entry.meta.body_len;
         match plan(ctx, entry.status, &entry.headers, Some(len)) {
-            Plan::NotModified => not_modified(&headers),
-            Plan::Unsatisfiable(len) => unsatisfiable(headers, len),
+            Plan::NotModified => Some(not_modified(&headers)),
+            Plan::Unsatisfiable(len) => Some(unsatisfiable(headers, len)),
             Plan::Body { status, start, end } => {
                 let end = end.unwrap_or(len);
                 let body = if ctx.head || start >= end {
@@ -594,17 +622,21 @@ impl Edge {
                         Err(error) => {
                             tracing::warn!(%error, key = %ctx.primary, "cache read failed; dropping entry");
                             self.cache.remove_primary(&entry.meta.primary);
-                            return text(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "meridian-edge: cache read failed, retry\n",
-                            );
+                            return None;
                         }
                     }
                 };
                 if !ctx.head {
                     metrics::add(&self.metrics.bytes_from_cache, end.saturating_sub(start));
                 }
-                with_body(status, headers, body, Some(end - start), start, len)
+                Some(with_body(
+                    status,
+                    headers,
+                    body,
+                    Some(end - start),
+                    start,
+                    len,
+                ))
             }
         }
     }
