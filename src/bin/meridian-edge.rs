@@ -35,8 +35,8 @@ struct Args {
     /// Disk tier size, e.g. 10GiB.
     #[arg(long, default_value = "10GiB", value_parser = size)]
     disk_cache: u64,
-    /// This edge's name in CDN-Loop, Via and Cache-Status.
-    #[arg(long, default_value = "meridian-edge")]
+    /// This edge's name in CDN-Loop, Via and Cache-Status (letters, digits, '.', '_', '-').
+    #[arg(long, default_value = "meridian-edge", value_parser = edge_name)]
     name: String,
     /// Origin for every Host no domain of cdn.toml claims, e.g. http://127.0.0.1:9000.
     #[arg(long)]
@@ -56,6 +56,18 @@ struct Args {
     /// Seconds allowed for an origin's response headers (and between body chunks).
     #[arg(long, default_value_t = 30)]
     origin_timeout: u64,
+}
+
+fn edge_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err("use letters, digits, '.', '_' and '-' only (it goes into CDN-Loop and Via)".into())
+    }
 }
 
 fn size(text: &str) -> Result<u64, String> {

@@ -94,17 +94,25 @@ pub struct Entry {
     pub status: StatusCode,
     /// Origin headers (hop-by-hop removed), including `CDN-Cache-Control`.
     pub headers: HeaderMap,
+    /// What clients get: `headers` without `CDN-Cache-Control` (Age etc. added per response).
+    pub client_headers: HeaderMap,
+    /// The response has a Vary field (variants must be matched).
+    pub varies: bool,
 }
 
 impl Entry {
     pub fn new(id: EntryId, meta: StoredMeta) -> Entry {
         let status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
         let headers = headers_from_pairs(&meta.headers);
+        let mut client_headers = headers.clone();
+        client_headers.remove(policy::CDN_CACHE_CONTROL);
         Entry {
             id,
             meta,
             status,
+            varies: headers.contains_key(http::header::VARY),
             headers,
+            client_headers,
         }
     }
 }
@@ -239,8 +247,14 @@ impl Cache {
     ) -> Option<(Arc<Entry>, policy::Reuse)> {
         let mut index = self.lock();
         let found = index.variants.get(primary)?.iter().find_map(|entry| {
-            policy::reuse(&entry.meta.policy, &entry.meta.freshness, req, now)
-                .map(|reuse| (entry.clone(), reuse))
+            policy::reuse(
+                &entry.meta.policy,
+                &entry.meta.freshness,
+                entry.varies,
+                req,
+                now,
+            )
+            .map(|reuse| (entry.clone(), reuse))
         });
         if let Some((entry, _)) = &found {
             index.lru.get(&entry.id);

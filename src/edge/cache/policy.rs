@@ -59,6 +59,8 @@ pub struct CacheRequest {
     uri: Uri,
     method: Method,
     headers: HeaderMap,
+    /// No Cache-Control or Pragma: the client asks nothing special of the cache.
+    plain: bool,
 }
 
 impl CacheRequest {
@@ -71,10 +73,13 @@ impl CacheRequest {
         if let Ok(value) = HeaderValue::from_str(host) {
             headers.insert(header::HOST, value);
         }
+        let plain =
+            !headers.contains_key(header::CACHE_CONTROL) && !headers.contains_key(header::PRAGMA);
         CacheRequest {
             uri,
             method: Method::GET,
             headers,
+            plain,
         }
     }
 
@@ -333,12 +338,19 @@ pub enum Reuse {
 }
 
 /// `None` when the stored response does not match the request (another Vary variant).
+/// `varies`: the stored response has a Vary field.
 pub fn reuse(
     policy: &CachePolicy,
     freshness: &Freshness,
+    varies: bool,
     req: &CacheRequest,
     now: SystemTime,
 ) -> Option<Reuse> {
+    // The common hit, decided without building the library's response parts: same key
+    // (so same URI and Host), no Vary, nothing asked by the client.
+    if req.plain && !varies && !policy.is_stale(now) {
+        return Some(Reuse::Fresh);
+    }
     match policy.before_request(req, now) {
         BeforeRequest::Fresh(_) => Some(Reuse::Fresh),
         BeforeRequest::Stale { matches: false, .. } => None,
@@ -613,18 +625,21 @@ mod tests {
             panic!()
         };
         let at = |s| now() + Duration::from_secs(s);
-        assert_eq!(reuse(&policy, &freshness, &r, at(5)), Some(Reuse::Fresh));
         assert_eq!(
-            reuse(&policy, &freshness, &r, at(20)),
+            reuse(&policy, &freshness, false, &r, at(5)),
+            Some(Reuse::Fresh)
+        );
+        assert_eq!(
+            reuse(&policy, &freshness, false, &r, at(20)),
             Some(Reuse::StaleWhileRevalidate)
         );
         assert_eq!(
-            reuse(&policy, &freshness, &r, at(50)),
+            reuse(&policy, &freshness, false, &r, at(50)),
             Some(Reuse::Revalidate)
         );
         let insist = req("/x", &[("cache-control", "no-cache")]);
         assert_eq!(
-            reuse(&policy, &freshness, &insist, at(5)),
+            reuse(&policy, &freshness, false, &insist, at(5)),
             Some(Reuse::Revalidate)
         );
         assert!(may_serve_on_error(&policy, &freshness, at(100)));
@@ -640,9 +655,12 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(reuse(&policy, &freshness, &r, now()), Some(Reuse::Fresh));
+        assert_eq!(
+            reuse(&policy, &freshness, true, &r, now()),
+            Some(Reuse::Fresh)
+        );
         let other = req("/x", &[("accept-encoding", "br")]);
-        assert_eq!(reuse(&policy, &freshness, &other, now()), None);
+        assert_eq!(reuse(&policy, &freshness, true, &other, now()), None);
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub struct Edge {
     frame_timeout: Duration,
     /// Slice size for `large-files` / `vod` domains.
     pub slice_bytes: u64,
+    labels: Labels,
     /// Background work (fills, refreshes), drained at shutdown.
     pub tasks: TaskTracker,
 }
@@ -100,6 +101,25 @@ impl Served {
     }
 }
 
+/// Header values built once: the hit path only clones them.
+struct Labels {
+    via: HeaderValue,
+    hit: HeaderValue,
+}
+
+impl Labels {
+    fn new(name: &str) -> Labels {
+        let value = |text: String| {
+            HeaderValue::from_str(&text)
+                .unwrap_or_else(|_| HeaderValue::from_static("meridian-edge"))
+        };
+        Labels {
+            via: value(format!("1.1 {name}")),
+            hit: value(format!("{name}; hit")),
+        }
+    }
+}
+
 /// One request as the proxy sees it.
 #[derive(Clone)]
 struct Ctx {
@@ -136,6 +156,7 @@ impl Edge {
         slice_bytes: u64,
     ) -> Edge {
         Edge {
+            labels: Labels::new(&name),
             name,
             router,
             cache,
@@ -144,6 +165,7 @@ impl Edge {
             coalescer: Coalescer::default(),
             frame_timeout,
             slice_bytes: slice_bytes.max(64 << 10),
+
             tasks: TaskTracker::new(),
         }
     }
@@ -475,6 +497,7 @@ impl Edge {
                 let matches = policy::reuse(
                     &fill.entry.meta.policy,
                     &fill.entry.meta.freshness,
+                    fill.entry.varies,
                     &ctx.view,
                     now,
                 )
@@ -545,8 +568,7 @@ impl Edge {
 
     /// Client-facing headers of a stored response.
     fn stored_headers(&self, entry: &Entry, now: SystemTime, served: Served) -> HeaderMap {
-        let mut headers = entry.headers.clone();
-        headers.remove(CDN_CACHE_CONTROL);
+        let mut headers = entry.client_headers.clone();
         let age = entry.meta.policy.age(now).as_secs();
         headers.insert(header::AGE, HeaderValue::from(age));
         self.decorate(&mut headers, served);
@@ -555,9 +577,7 @@ impl Edge {
 
     /// Adds `Via`, `X-Cache` and `Cache-Status`.
     fn decorate(&self, headers: &mut HeaderMap, served: Served) {
-        if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.name)) {
-            headers.append(header::VIA, via);
-        }
+        headers.append(header::VIA, self.labels.via.clone());
         headers.insert(
             X_CACHE.clone(),
             HeaderValue::from_static(if served.body_from_cache() {
@@ -567,7 +587,10 @@ impl Edge {
             }),
         );
         let detail = match served {
-            Served::Hit => "hit".to_string(),
+            Served::Hit => {
+                headers.insert(CACHE_STATUS.clone(), self.labels.hit.clone());
+                return;
+            }
             Served::StaleWhileRevalidate => "hit; detail=stale-while-revalidate".into(),
             Served::StaleIfError => "fwd=stale; detail=stale-if-error".into(),
             Served::Revalidated => "fwd=stale; fwd-status=304".into(),
