@@ -1,1 +1,179 @@
-//! TODO
+//! The reload path: what triggers a reload (file changes through `notify`, SIGHUP, the
+//! admin `POST /reload`) and how it is applied.
+//!
+//! Every trigger runs the same [`Reloader::reload`]: parse and validate *all* sources into a
+//! new [`Snapshot`] off the async runtime, then swap it in with one `ArcSwap::store`. On any
+//! error the old snapshot keeps serving; the error is logged, counted, and kept for
+//! `/status`. Reloads are serialised so two triggers never race.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use tokio_util::sync::CancellationToken;
+
+use crate::dns::server::Shared;
+use crate::snapshot::{Snapshot, Sources};
+
+/// How long file events settle before a reload: an editor's write-rename-chmod, or an
+/// operator copying several files, becomes one reload.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// The outcome of the last reload attempt, for `/status`.
+#[derive(Clone, Debug)]
+pub struct ReloadOutcome {
+    pub at: SystemTime,
+    pub trigger: &'static str,
+    /// The new generation, or every error found (one `FILE:LINE: message` per line).
+    pub result: Result<u64, String>,
+}
+
+/// Called after each successful swap (the health checker follows edge changes this way).
+pub type AfterSwap = Box<dyn Fn(&Snapshot) + Send + Sync>;
+
+/// Applies reloads to the shared snapshot.
+pub struct Reloader {
+    shared: Arc<Shared>,
+    sources: Sources,
+    last: Mutex<Option<ReloadOutcome>>,
+    serial: tokio::sync::Mutex<()>,
+    after_swap: Option<AfterSwap>,
+}
+
+impl Reloader {
+    pub fn new(shared: Arc<Shared>, sources: Sources, after_swap: Option<AfterSwap>) -> Reloader {
+        Reloader {
+            shared,
+            sources,
+            last: Mutex::new(None),
+            serial: tokio::sync::Mutex::new(()),
+            after_swap,
+        }
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The last reload's outcome; `None` before the first reload after startup.
+    pub fn last_outcome(&self) -> Option<ReloadOutcome> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Load everything anew and swap it in, or keep the old snapshot and report why not.
+    pub async fn reload(&self, trigger: &'static str) -> Result<u64, String> {
+        let _one_at_a_time = self.serial.lock().await;
+        let generation = self.shared.snapshot.load().generation + 1;
+        let sources = self.sources.clone();
+        let started = std::time::Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || Snapshot::load(&sources, generation))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let result = match loaded {
+            Ok(snapshot) => {
+                if let Some(hook) = &self.after_swap {
+                    hook(&snapshot);
+                }
+                self.shared.snapshot.store(Arc::new(snapshot));
+                self.shared
+                    .metrics
+                    .reloads_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    generation,
+                    trigger,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "reloaded"
+                );
+                Ok(generation)
+            }
+            Err(errors) => {
+                self.shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    trigger,
+                    "reload refused, still serving generation {}:\n{errors}",
+                    generation - 1
+                );
+                Err(errors)
+            }
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(ReloadOutcome {
+            at: SystemTime::now(),
+            trigger,
+            result: result.clone(),
+        });
+        result
+    }
+
+    /// Reload on file changes and SIGHUP until `shutdown`.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) -> notify::Result<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+            if let Ok(events) = result {
+                let paths: Vec<PathBuf> = events.into_iter().flat_map(|e| e.event.paths).collect();
+                let _ = tx.send(paths);
+            }
+        })?;
+        let mut watched: Vec<PathBuf> = Vec::new();
+        let mut watch_dir =
+            |debouncer: &mut notify_debouncer_full::Debouncer<_, _>, dir: &Path, mode| {
+                if !watched.iter().any(|w| w == dir) {
+                    match debouncer.watch(dir, mode) {
+                        Ok(()) => watched.push(dir.to_path_buf()),
+                        Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
+                    }
+                }
+            };
+        watch_dir(
+            &mut debouncer,
+            &self.sources.zones_dir,
+            RecursiveMode::Recursive,
+        );
+        let extra_dirs = |snapshot: &Snapshot, sources: &Sources| -> Vec<PathBuf> {
+            snapshot
+                .watched_files()
+                .iter()
+                .chain(sources.geoip.iter())
+                .filter_map(|f| f.parent().map(Path::to_path_buf))
+                .filter(|d| !d.starts_with(&sources.zones_dir))
+                .collect()
+        };
+        for dir in extra_dirs(&self.shared.snapshot.load(), &self.sources) {
+            watch_dir(&mut debouncer, &dir, RecursiveMode::NonRecursive);
+        }
+
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        loop {
+            #[cfg(unix)]
+            let sighup = hangup.recv();
+            #[cfg(not(unix))]
+            let sighup = std::future::pending::<Option<()>>();
+            let trigger = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = sighup => "SIGHUP",
+                paths = rx.recv() => {
+                    let Some(paths) = paths else { return Ok(()) };
+                    let snapshot = self.shared.snapshot.load();
+                    let included = snapshot.watched_files();
+                    if !paths.iter().any(|p| self.sources.is_relevant(p, &included)) {
+                        continue;
+                    }
+                    "file change"
+                }
+            };
+            if self.reload(trigger).await.is_ok() {
+                for dir in extra_dirs(&self.shared.snapshot.load(), &self.sources) {
+                    watch_dir(&mut debouncer, &dir, RecursiveMode::NonRecursive);
+                }
+            }
+        }
+    }
+}
