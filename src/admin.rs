@@ -170,11 +170,11 @@ fn status(admin: &Admin) -> serde_json::Value {
         "last_reload": last_reload,
         "queries": admin.shared.metrics.total_queries(),
     });
-    if let (Some(extra), Some(obj)) = (admin.extra.as_ref().map(|f| f().0), value.as_object_mut()) {
-        if let Some(extra) = extra.as_object() {
-            for (k, v) in extra {
-                obj.insert(k.clone(), v.clone());
-            }
+    if let (Some(extra), Some(obj)) = (admin.extra.as_ref().map(|f| f().0), value.as_object_mut())
+        && let Some(extra) = extra.as_object()
+    {
+        for (k, v) in extra {
+            obj.insert(k.clone(), v.clone());
         }
     }
     value
