@@ -1,0 +1,4 @@
+//! Test helpers shared by the integration tests: each test file uses what it needs.
+#![allow(dead_code)]
+
+pub mod dns;
