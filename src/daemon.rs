@@ -127,13 +127,18 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             }
         });
     }
-    {
-        let (reloader, shutdown) = (reloader.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            if let Err(e) = reloader.watch(shutdown).await {
-                tracing::error!("file watcher failed, reload with SIGHUP or POST /reload: {e}");
-            }
-        });
+    match reloader.watch() {
+        Ok(watcher) => {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = watcher.run(shutdown).await {
+                    tracing::error!("reload triggers failed, use POST /reload: {e}");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!("cannot watch the zones, reload with SIGHUP or POST /reload: {e}")
+        }
     }
     if let Some(listener) = admin_listener {
         let admin = Arc::new(Admin {

@@ -112,67 +112,96 @@ impl Reloader {
         result
     }
 
-    /// Reload on file changes and SIGHUP until `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) -> notify::Result<()> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-        let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+    /// Start watching the sources. Returns once the watches are in place, so no edit made
+    /// after this returns can be missed; [`Watcher::run`] then reloads on each change.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<Watcher> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
             if let Ok(events) = result {
                 let paths: Vec<PathBuf> = events.into_iter().flat_map(|e| e.event.paths).collect();
                 let _ = tx.send(paths);
             }
         })?;
-        let mut watched: Vec<PathBuf> = Vec::new();
-        let mut watch_dir =
-            |debouncer: &mut notify_debouncer_full::Debouncer<_, _>, dir: &Path, mode| {
-                if !watched.iter().any(|w| w == dir) {
-                    match debouncer.watch(dir, mode) {
-                        Ok(()) => watched.push(dir.to_path_buf()),
-                        Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
-                    }
-                }
-            };
-        watch_dir(
-            &mut debouncer,
-            &self.sources.zones_dir,
-            RecursiveMode::Recursive,
-        );
-        let extra_dirs = |snapshot: &Snapshot, sources: &Sources| -> Vec<PathBuf> {
-            snapshot
-                .watched_files()
-                .iter()
-                .chain(sources.geoip.iter())
-                .filter_map(|f| f.parent().map(Path::to_path_buf))
-                .filter(|d| !d.starts_with(&sources.zones_dir))
-                .collect()
-        };
-        for dir in extra_dirs(&self.shared.snapshot.load(), &self.sources) {
-            watch_dir(&mut debouncer, &dir, RecursiveMode::NonRecursive);
-        }
-
+        // Installed now, not in `run`: a SIGHUP before then would otherwise kill the process.
         #[cfg(unix)]
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| notify::Error::generic(&format!("cannot handle SIGHUP: {e}")))?;
+        let mut watcher = Watcher {
+            reloader: self.clone(),
+            debouncer,
+            rx,
+            watched: Vec::new(),
+            #[cfg(unix)]
+            hangup,
+        };
+        watcher.add(&self.sources.zones_dir.clone(), RecursiveMode::Recursive);
+        watcher.follow_snapshot();
+        Ok(watcher)
+    }
+}
+
+/// File watches on the sources, feeding reloads.
+pub struct Watcher {
+    reloader: Arc<Reloader>,
+    debouncer: notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    watched: Vec<PathBuf>,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Watcher {
+    fn add(&mut self, dir: &Path, mode: RecursiveMode) {
+        if self.watched.iter().any(|w| w == dir) {
+            return;
+        }
+        match self.debouncer.watch(dir, mode) {
+            Ok(()) => self.watched.push(dir.to_path_buf()),
+            Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
+        }
+    }
+
+    /// Watch the directories of included files and of the GeoIP file outside the zones
+    /// directory (which is watched whole).
+    fn follow_snapshot(&mut self) {
+        let sources = self.reloader.sources.clone();
+        let snapshot = self.reloader.shared.snapshot.load();
+        let dirs: Vec<PathBuf> = snapshot
+            .watched_files()
+            .iter()
+            .chain(sources.geoip.iter())
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .filter(|d| !d.starts_with(&sources.zones_dir))
+            .collect();
+        for dir in dirs {
+            self.add(&dir, RecursiveMode::NonRecursive);
+        }
+    }
+
+    /// Reload on file changes and SIGHUP until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) -> std::io::Result<()> {
         loop {
             #[cfg(unix)]
-            let sighup = hangup.recv();
+            let sighup = self.hangup.recv();
             #[cfg(not(unix))]
             let sighup = std::future::pending::<Option<()>>();
             let trigger = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = sighup => "SIGHUP",
-                paths = rx.recv() => {
+                paths = self.rx.recv() => {
                     let Some(paths) = paths else { return Ok(()) };
-                    let snapshot = self.shared.snapshot.load();
-                    let included = snapshot.watched_files();
-                    if !paths.iter().any(|p| self.sources.is_relevant(p, &included)) {
+                    let included = self.reloader.shared.snapshot.load().watched_files();
+                    if !paths.iter().any(|p| self.reloader.sources.is_relevant(p, &included)) {
                         continue;
                     }
                     "file change"
                 }
             };
-            if self.reload(trigger).await.is_ok() {
-                for dir in extra_dirs(&self.shared.snapshot.load(), &self.sources) {
-                    watch_dir(&mut debouncer, &dir, RecursiveMode::NonRecursive);
-                }
+            if self.reloader.reload(trigger).await.is_ok() {
+                self.follow_snapshot();
             }
         }
     }

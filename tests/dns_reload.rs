@@ -33,10 +33,19 @@ fn file_edit_is_served_without_restart() {
     let s = Server::with_zones(dir.path()).start();
     assert_eq!(www_a(&s).as_deref(), Some("192.0.2.1"));
     let edited = Instant::now();
-    edit_www(&zone, "www         IN A    192.0.2.1", "www         IN A    192.0.2.111");
-    s.wait_for("the edit to be served", || (www_a(&s).as_deref() == Some("192.0.2.111")).then_some(()));
+    edit_www(
+        &zone,
+        "www         IN A    192.0.2.1",
+        "www         IN A    192.0.2.111",
+    );
+    s.wait_for("the edit to be served", || {
+        (www_a(&s).as_deref() == Some("192.0.2.111")).then_some(())
+    });
     // Reported, not asserted: timing belongs to measurements, not to pass/fail.
-    eprintln!("edit served {} ms after the write", edited.elapsed().as_millis());
+    eprintln!(
+        "edit served {} ms after the write",
+        edited.elapsed().as_millis()
+    );
 }
 
 #[test]
@@ -47,7 +56,15 @@ fn include_file_edit_is_picked_up() {
     let text = std::fs::read_to_string(&inc).unwrap();
     write_atomically(&inc, &format!("{text}big IN TXT \"one more\"\n"));
     s.wait_for("the included edit", || {
-        let m = common::dns::tcp_exchange(s.dns, &[common::dns::query_message("big.example.test.", RecordType::TXT, false, None)]);
+        let m = common::dns::tcp_exchange(
+            s.dns,
+            &[common::dns::query_message(
+                "big.example.test.",
+                RecordType::TXT,
+                false,
+                None,
+            )],
+        );
         (m[0].answers.len() == 41).then_some(())
     });
 }
@@ -61,8 +78,14 @@ fn broken_edit_is_refused_and_old_data_keeps_serving_until_fixed() {
 
     // A CNAME beside other data on line 8 and an address that does not parse.
     let broken = good
-        .replace("www         IN A    192.0.2.1", "www         IN A    192.0.2.222\nwww IN CNAME alias")
-        .replace("mx1         IN A    192.0.2.25", "mx1         IN A    192.0.2.256");
+        .replace(
+            "www         IN A    192.0.2.1",
+            "www         IN A    192.0.2.222\nwww IN CNAME alias",
+        )
+        .replace(
+            "mx1         IN A    192.0.2.25",
+            "mx1         IN A    192.0.2.256",
+        );
     write_atomically(&zone, &broken);
     let error = s.wait_for("the failed reload in /status", || {
         let (_, body) = s.admin("GET", "/status");
@@ -70,10 +93,20 @@ fn broken_edit_is_refused_and_old_data_keeps_serving_until_fixed() {
         let last = status.get("last_reload")?;
         (last["ok"] == false).then(|| last["error"].as_str().unwrap_or_default().to_string())
     });
-    assert!(error.contains("example.test.zone:"), "error names the file: {error}");
-    assert_eq!(www_a(&s).as_deref(), Some("192.0.2.1"), "old data still served");
+    assert!(
+        error.contains("example.test.zone:"),
+        "error names the file: {error}"
+    );
+    assert_eq!(
+        www_a(&s).as_deref(),
+        Some("192.0.2.1"),
+        "old data still served"
+    );
     let (_, metrics) = s.admin("GET", "/metrics");
-    assert!(metrics.contains("meridian_reload_failures_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("meridian_reload_failures_total 1"),
+        "{metrics}"
+    );
     assert!(s.log().contains("reload refused"), "{}", s.log());
 
     // `POST /reload` reports the same refusal.
@@ -83,7 +116,9 @@ fn broken_edit_is_refused_and_old_data_keeps_serving_until_fixed() {
 
     // Fix it: the new data is served.
     write_atomically(&zone, &good.replace("192.0.2.1\n", "192.0.2.123\n"));
-    s.wait_for("recovery after the fix", || (www_a(&s).as_deref() == Some("192.0.2.123")).then_some(()));
+    s.wait_for("recovery after the fix", || {
+        (www_a(&s).as_deref() == Some("192.0.2.123")).then_some(())
+    });
     let (_, body) = s.admin("GET", "/status");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["last_reload"]["ok"], true);
@@ -100,9 +135,18 @@ fn sighup_and_admin_post_reload() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("generation"), "{body}");
     edit_www(&zone, "192.0.2.1\n", "192.0.2.77\n");
-    std::process::Command::new("kill").args(["-HUP", &s.pid().to_string()]).status().unwrap();
-    s.wait_for("the reloaded data", || (www_a(&s).as_deref() == Some("192.0.2.77")).then_some(()));
-    assert!(s.log().contains("SIGHUP") || s.log().contains("file change"), "{}", s.log());
+    std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    s.wait_for("the reloaded data", || {
+        (www_a(&s).as_deref() == Some("192.0.2.77")).then_some(())
+    });
+    assert!(
+        s.log().contains("SIGHUP") || s.log().contains("file change"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -121,7 +165,10 @@ fn queries_during_100_reloads_see_only_old_or_new_data() {
                 let m = s.query("www.example.test.", RecordType::A);
                 assert_eq!(m.metadata.response_code, ResponseCode::NoError);
                 let addrs: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
-                assert!(addrs == ["192.0.2.1"] || addrs == ["192.0.2.2"], "unexpected answer {addrs:?}");
+                assert!(
+                    addrs == ["192.0.2.1"] || addrs == ["192.0.2.2"],
+                    "unexpected answer {addrs:?}"
+                );
                 let m = s.query("mx1.example.test.", RecordType::A);
                 assert_eq!(m.answers.len(), 1, "other names keep answering");
                 seen += 1;

@@ -118,6 +118,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Installed before the sockets open, so a stop signal is never the default kill.
+        let stop_signal = match StopSignal::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("meridian: cannot handle stop signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let sources = match sources(&args.data) {
             Ok(s) => s,
             Err(e) => {
@@ -143,7 +151,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         let shutdown = running.shutdown_token();
         tokio::spawn(async move {
-            wait_for_stop_signal().await;
+            stop_signal.wait().await;
             tracing::info!("stopping: draining in-flight queries");
             shutdown.cancel();
         });
@@ -153,19 +161,35 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-async fn wait_for_stop_signal() {
+/// SIGINT and SIGTERM, both meaning "drain and stop".
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> std::io::Result<StopSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignal {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignal {})
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -42,18 +42,28 @@ impl ServerBuilder {
     }
 
     pub fn start(self) -> Server {
-        let geoip = self
-            .geoip
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("geoip/dbip-country.mmdb"));
+        let geoip = self.geoip.unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("geoip/dbip-country.mmdb")
+        });
         let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
             .arg("serve")
             .arg("--zones")
             .arg(&self.zones)
             .arg("--geoip")
             .arg(geoip)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--workers", "2"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+            ])
             .args(&self.extra)
-            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -79,7 +89,10 @@ impl ServerBuilder {
                 Ok(line) => line,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("meridian did not report its addresses; log:\n{}", log.lock().unwrap().join("\n"));
+                    panic!(
+                        "meridian did not report its addresses; log:\n{}",
+                        log.lock().unwrap().join("\n")
+                    );
                 }
             };
             if let Some(rest) = line.split("admin listening on http://").nth(1) {
@@ -88,13 +101,22 @@ impl ServerBuilder {
                 dns = rest.split_whitespace().next().and_then(|a| a.parse().ok());
             }
         }
-        Server { child, dns: dns.unwrap(), admin: admin.unwrap(), log }
+        Server {
+            child,
+            dns: dns.unwrap(),
+            admin: admin.unwrap(),
+            log,
+        }
     }
 }
 
 impl Server {
     pub fn with_zones(zones: &Path) -> ServerBuilder {
-        ServerBuilder { zones: zones.to_path_buf(), geoip: None, extra: Vec::new() }
+        ServerBuilder {
+            zones: zones.to_path_buf(),
+            geoip: None,
+            extra: Vec::new(),
+        }
     }
 
     /// Everything the server logged so far.
@@ -113,13 +135,19 @@ impl Server {
 
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "meridian did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "meridian did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -141,7 +169,11 @@ impl Server {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -155,7 +187,12 @@ impl Drop for Server {
 }
 
 /// A query message; `ecs` as ("192.0.2.0", 24).
-pub fn query_message(name: &str, qtype: RecordType, edns: bool, ecs: Option<(&str, u8)>) -> Message {
+pub fn query_message(
+    name: &str,
+    qtype: RecordType,
+    edns: bool,
+    ecs: Option<(&str, u8)>,
+) -> Message {
     let mut msg = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = false;
     msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
@@ -163,8 +200,11 @@ pub fn query_message(name: &str, qtype: RecordType, edns: bool, ecs: Option<(&st
         let mut e = Edns::new();
         e.set_max_payload(1232);
         if let Some((addr, prefix)) = ecs {
-            e.options_mut()
-                .insert(EdnsOption::Subnet(ClientSubnet::new(addr.parse().unwrap(), prefix, 0)));
+            e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+                addr.parse().unwrap(),
+                prefix,
+                0,
+            )));
         }
         msg.set_edns(e);
     }
@@ -180,8 +220,15 @@ pub fn udp_exchange(server: SocketAddr, msg: &Message) -> Option<Message> {
 
 /// Send raw bytes over UDP and read one datagram back (None on timeout).
 pub fn udp_raw(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let socket = UdpSocket::bind(if server.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    })
+    .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     socket.send_to(bytes, server).unwrap();
     let mut buf = vec![0u8; 65535];
     let (len, _) = socket.recv_from(&mut buf).ok()?;
@@ -192,11 +239,15 @@ pub fn udp_raw(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
 /// Send several messages on one TCP connection and read an answer to each.
 pub fn tcp_exchange(server: SocketAddr, msgs: &[Message]) -> Vec<Message> {
     let mut stream = TcpStream::connect(server).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     msgs.iter()
         .map(|msg| {
             let bytes = msg.to_vec().unwrap();
-            stream.write_all(&(bytes.len() as u16).to_be_bytes()).unwrap();
+            stream
+                .write_all(&(bytes.len() as u16).to_be_bytes())
+                .unwrap();
             stream.write_all(&bytes).unwrap();
             let mut len = [0u8; 2];
             stream.read_exact(&mut len).unwrap();
@@ -224,18 +275,29 @@ pub fn dig(server: SocketAddr, args: &[&str]) -> String {
 pub fn http(addr: SocketAddr, method: &str, path: &str, bearer: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
 /// Copy a fixture directory into a fresh temporary directory the test may edit.
 pub fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&src, dir.path());
     dir
