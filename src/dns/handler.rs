@@ -13,6 +13,7 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use super::cache::Cacheability;
 use super::ecs;
 use super::{MAX_UDP_PAYLOAD, Transport};
 use crate::snapshot::Snapshot;
@@ -26,6 +27,8 @@ pub struct Answered {
     pub qtype: Option<RecordType>,
     pub rcode: ResponseCode,
     pub truncated: bool,
+    /// Whether the encoded answer may be replayed for the same query bytes.
+    pub cacheability: Cacheability,
 }
 
 /// Where the query came from and how.
@@ -55,7 +58,7 @@ pub fn answer(
             return Some(header_only_error(request, ResponseCode::FormErr, out));
         }
     };
-    let response = respond(snapshot, client, &message);
+    let (response, cacheability) = respond(snapshot, client, &message);
     let qtype = message.queries.first().map(|q| q.query_type());
     let rcode = response.metadata.response_code;
     let truncated = encode(&response, client.transport, &message, out);
@@ -71,6 +74,7 @@ pub fn answer(
         qtype,
         rcode,
         truncated,
+        cacheability,
     })
 }
 
@@ -84,11 +88,12 @@ fn header_only_error(request: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> 
         qtype: None,
         rcode,
         truncated: false,
+        cacheability: Cacheability::Never,
     }
 }
 
 /// Build the response message (not yet encoded).
-fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> Message {
+fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> (Message, Cacheability) {
     let mut response = Message::new(
         request.metadata.id,
         MessageType::Response,
@@ -106,7 +111,7 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> Message {
         if edns.version() > 0 {
             response.set_edns(reply);
             response.metadata.response_code = ResponseCode::BADVERS;
-            return response;
+            return (response, Cacheability::Static);
         }
         if let Some(EdnsOption::Subnet(subnet)) = edns.option(EdnsCode::Subnet) {
             match ecs::validate(subnet) {
@@ -115,7 +120,7 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> Message {
                     tracing::debug!(src = %client.src, "FORMERR: {e}");
                     response.set_edns(reply);
                     response.metadata.response_code = ResponseCode::FormErr;
-                    return response;
+                    return (response, Cacheability::Static);
                 }
             }
         }
@@ -124,18 +129,18 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> Message {
 
     if request.metadata.op_code != OpCode::Query {
         response.metadata.response_code = ResponseCode::NotImp;
-        return response;
+        return (response, Cacheability::Static);
     }
     if request.queries.len() != 1 || !request.answers.is_empty() || !request.authorities.is_empty()
     {
         response.metadata.response_code = ResponseCode::FormErr;
-        return response;
+        return (response, Cacheability::Static);
     }
     let query = &request.queries[0];
     let qtype = query.query_type();
     if query.query_class() != DNSClass::IN || matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         response.metadata.response_code = ResponseCode::Refused;
-        return response;
+        return (response, Cacheability::Static);
     }
 
     let resolution = resolve(snapshot, query.name(), qtype);
@@ -149,7 +154,12 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> Message {
         edns.options_mut()
             .insert(EdnsOption::Subnet(ecs::echo(&net, scope)));
     }
-    response
+    let cacheability = if resolution.per_source {
+        Cacheability::PerSource
+    } else {
+        Cacheability::Static
+    };
+    (response, cacheability)
 }
 
 /// The authoritative answer to one question, chased through CNAMEs.
@@ -161,6 +171,8 @@ struct Resolution {
     additional: Vec<Record>,
     /// The ECS scope the answer is valid for: 0 unless an answer depended on location.
     ecs_scope: u8,
+    /// The answer depended on the source address (scheduled without ECS).
+    per_source: bool,
 }
 
 fn resolve(snapshot: &Snapshot, qname: &Name, qtype: RecordType) -> Resolution {
@@ -171,6 +183,7 @@ fn resolve(snapshot: &Snapshot, qname: &Name, qtype: RecordType) -> Resolution {
         authority: Vec::new(),
         additional: Vec::new(),
         ecs_scope: 0,
+        per_source: false,
     };
     let mut name = qname.clone();
     let mut seen: Vec<LowerName> = Vec::new();

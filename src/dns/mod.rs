@@ -1,9 +1,10 @@
 //! The DNS wire boundary: sockets in [`server`], one message in / one message out in
-//! [`handler`], EDNS Client Subnet rules in [`ecs`].
+//! [`handler`], EDNS Client Subnet rules in [`ecs`], replayed answers in [`cache`].
 //!
 //! Wire types (hickory-proto) stay in this folder; the zone store and the scheduler below
 //! it speak records and the project's own types.
 
+pub mod cache;
 pub mod ecs;
 pub mod handler;
 pub mod server;

