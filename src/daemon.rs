@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
 use crate::dns::server::{Listeners, Shared, serve};
+use crate::health::{HealthChecker, HealthTable};
 use crate::metrics::Metrics;
-use crate::reload::Reloader;
+use crate::reload::{BeforeSwap, Reloader};
 use crate::snapshot::{LoadError, Snapshot, Sources};
 
 /// Everything the server needs to start.
@@ -82,7 +83,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         return Err(StartError::AdminTokenRequired(addr));
     }
     let sources = options.sources.clone();
-    let snapshot = tokio::task::spawn_blocking(move || Snapshot::load(&sources, 1))
+    let mut snapshot = tokio::task::spawn_blocking(move || Snapshot::load(&sources, 1, None))
         .await
         .map_err(|e| LoadError {
             lines: vec![format!("load task failed: {e}")],
@@ -112,11 +113,29 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
+    let health = Arc::new(HealthTable::new());
+    let checker = Arc::new(HealthChecker::new(health.clone()));
+    attach_health(&checker, &mut snapshot);
+    if snapshot.cdn.is_some() && snapshot.geo.is_none() {
+        tracing::warn!(
+            "no GeoIP database at {:?}: every client is placed in [cdn].default_country",
+            options.sources.geoip
+        );
+    }
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
         metrics: Metrics::default(),
+        health: health.clone(),
     });
-    let reloader = Arc::new(Reloader::new(shared.clone(), options.sources.clone(), None));
+    let before_swap: BeforeSwap = {
+        let checker = checker.clone();
+        Box::new(move |snapshot: &mut Snapshot| attach_health(&checker, snapshot))
+    };
+    let reloader = Arc::new(Reloader::new(
+        shared.clone(),
+        options.sources.clone(),
+        Some(before_swap),
+    ));
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     {
@@ -145,9 +164,16 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
             shared: shared.clone(),
             reloader: reloader.clone(),
             token: options.admin_token.clone(),
-            extra: None,
+            extra: Some(Box::new(move || health_status(&health))),
         });
         tasks.spawn(admin::serve(listener, admin, shutdown.clone()));
+    }
+    {
+        let (checker, shutdown) = (checker.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            shutdown.cancelled().await;
+            checker.shutdown().await;
+        });
     }
     for addr in &dns_addrs {
         tracing::info!("listening on {addr} (udp, tcp)");
@@ -163,4 +189,37 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         shutdown,
         tasks,
     })
+}
+
+/// Give the health checker the snapshot's edges (new edges get checkers, removed edges lose
+/// theirs) and attach their health to the snapshot, before it goes live.
+fn attach_health(checker: &HealthChecker, snapshot: &mut Snapshot) {
+    if let Some(cfg) = snapshot.cdn.as_deref() {
+        checker.reconcile(cfg);
+        snapshot.health = checker.table().view(cfg);
+    }
+}
+
+/// The health table's part of `/status` and `/metrics`.
+fn health_status(table: &HealthTable) -> (serde_json::Value, String) {
+    let edges: Vec<_> = table
+        .snapshot()
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "name": e.name,
+                "state": e.state.as_str(),
+                "since": e.since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                "checked": e.checked,
+                "consecutive_successes": e.consecutive_successes,
+                "consecutive_failures": e.consecutive_failures,
+                "last_error": e.last_error,
+            })
+        })
+        .collect();
+    let metrics = crate::metrics::render_health(table);
+    (
+        serde_json::json!({ "edges": edges, "health_generation": table.generation() }),
+        metrics,
+    )
 }

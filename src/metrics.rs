@@ -3,8 +3,10 @@
 //! Counters are plain atomics bumped on the query path (relaxed ordering: they are
 //! statistics, not synchronisation). The admin endpoint renders them; nothing else reads them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -63,8 +65,9 @@ pub struct Metrics {
     pub truncated: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
-    /// Scheduled answers, by (domain policy, edge name).
-    pub scheduled: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// Scheduled answers, by (region policy, edge name). The query path holds handles to
+    /// these counters (see [`ScheduledCount`]) so that counting takes no lock.
+    scheduled: Mutex<BTreeMap<(String, String), Arc<AtomicU64>>>,
     /// Scheduled answers served from edges none of which was healthy.
     pub fail_open: AtomicU64,
 }
@@ -75,11 +78,22 @@ impl Metrics {
         self.queries[qtype_slot(qtype)][rcode_slot(rcode)].fetch_add(1, Relaxed);
     }
 
-    /// Count one scheduled answer.
-    pub fn count_scheduled(&self, policy: &str, edge: &str) {
+    /// The counter of scheduled answers for (`policy`, `edge`), created on first use.
+    pub fn scheduled_counter(&self, policy: &str, edge: &str) -> Arc<AtomicU64> {
         let mut map = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry((policy.to_string(), edge.to_string()))
-            .or_default() += 1;
+        map.entry((policy.to_string(), edge.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Count one scheduled answer (also when it is replayed from the answer cache).
+    pub fn count_scheduled(&self, count: &ScheduledCount) {
+        for counter in &count.edges {
+            counter.fetch_add(1, Relaxed);
+        }
+        if count.fail_open {
+            self.fail_open.fetch_add(1, Relaxed);
+        }
     }
 
     /// Total queries answered, all types and codes.
@@ -149,6 +163,7 @@ impl Metrics {
         out.push_str("# TYPE meridian_gslb_answers_total counter\n");
         let scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
         for ((policy, edge), n) in scheduled.iter() {
+            let n = n.load(Relaxed);
             let _ = writeln!(
                 out,
                 "meridian_gslb_answers_total{{policy=\"{policy}\",edge=\"{edge}\"}} {n}"
@@ -157,6 +172,44 @@ impl Metrics {
         out.push_str(extra);
         out
     }
+}
+
+/// The health table's counters and per-edge state, as Prometheus text.
+pub fn render_health(table: &crate::health::HealthTable) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP meridian_health_transitions_total Edge health transitions, by new state.\n",
+    );
+    out.push_str("# TYPE meridian_health_transitions_total counter\n");
+    let _ = writeln!(
+        out,
+        "meridian_health_transitions_total{{to=\"up\"}} {}",
+        table.transitions_up()
+    );
+    let _ = writeln!(
+        out,
+        "meridian_health_transitions_total{{to=\"down\"}} {}",
+        table.transitions_down()
+    );
+    out.push_str("# HELP meridian_edge_up Whether an edge is served (1) or down (0).\n");
+    out.push_str("# TYPE meridian_edge_up gauge\n");
+    for edge in table.snapshot() {
+        let _ = writeln!(
+            out,
+            "meridian_edge_up{{edge=\"{}\",state=\"{}\"}} {}",
+            edge.name,
+            edge.state.as_str(),
+            u8::from(edge.state.is_served())
+        );
+    }
+    out
+}
+
+/// What one scheduled answer counts: one per chosen edge, and whether it failed open.
+#[derive(Debug, Default)]
+pub struct ScheduledCount {
+    pub edges: Vec<Arc<AtomicU64>>,
+    pub fail_open: bool,
 }
 
 #[cfg(test)]

@@ -31,8 +31,9 @@ pub struct ReloadOutcome {
     pub result: Result<u64, String>,
 }
 
-/// Called after each successful swap (the health checker follows edge changes this way).
-pub type AfterSwap = Box<dyn Fn(&Snapshot) + Send + Sync>;
+/// Called with each new snapshot just before it is swapped in (the health checker takes the
+/// new edges and attaches their health this way).
+pub type BeforeSwap = Box<dyn Fn(&mut Snapshot) + Send + Sync>;
 
 /// Applies reloads to the shared snapshot.
 pub struct Reloader {
@@ -40,17 +41,17 @@ pub struct Reloader {
     sources: Sources,
     last: Mutex<Option<ReloadOutcome>>,
     serial: tokio::sync::Mutex<()>,
-    after_swap: Option<AfterSwap>,
+    before_swap: Option<BeforeSwap>,
 }
 
 impl Reloader {
-    pub fn new(shared: Arc<Shared>, sources: Sources, after_swap: Option<AfterSwap>) -> Reloader {
+    pub fn new(shared: Arc<Shared>, sources: Sources, before_swap: Option<BeforeSwap>) -> Reloader {
         Reloader {
             shared,
             sources,
             last: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
-            after_swap,
+            before_swap,
         }
     }
 
@@ -66,17 +67,20 @@ impl Reloader {
     /// Load everything anew and swap it in, or keep the old snapshot and report why not.
     pub async fn reload(&self, trigger: &'static str) -> Result<u64, String> {
         let _one_at_a_time = self.serial.lock().await;
-        let generation = self.shared.snapshot.load().generation + 1;
+        let previous = self.shared.snapshot.load_full();
+        let generation = previous.generation + 1;
         let sources = self.sources.clone();
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || Snapshot::load(&sources, generation))
-            .await
-            .map_err(|e| format!("reload task failed: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let loaded = tokio::task::spawn_blocking(move || {
+            Snapshot::load(&sources, generation, Some(&previous))
+        })
+        .await
+        .map_err(|e| format!("reload task failed: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
         let result = match loaded {
-            Ok(snapshot) => {
-                if let Some(hook) = &self.after_swap {
-                    hook(&snapshot);
+            Ok(mut snapshot) => {
+                if let Some(hook) = &self.before_swap {
+                    hook(&mut snapshot);
                 }
                 self.shared.snapshot.store(Arc::new(snapshot));
                 self.shared

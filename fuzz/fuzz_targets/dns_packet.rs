@@ -13,7 +13,7 @@ use meridian::snapshot::{Snapshot, Sources};
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let zones = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/dns");
     let sources = Sources::new(&zones, None).expect("fixture zones");
-    Snapshot::load(&sources, 1).expect("fixture zones load")
+    Snapshot::load(&sources, 1, None).expect("fixture zones load")
 });
 
 fuzz_target!(|data: &[u8]| {

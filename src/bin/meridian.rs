@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use meridian::cdn::CdnConfig;
 use meridian::daemon::{self, Options};
 use meridian::snapshot::{Snapshot, Sources};
 
@@ -86,7 +87,7 @@ fn sources(data: &DataArgs) -> Result<Sources, String> {
 }
 
 fn check(data: &DataArgs) -> ExitCode {
-    let loaded = sources(data).and_then(|s| Snapshot::load(&s, 1).map_err(|e| e.to_string()));
+    let loaded = sources(data).and_then(|s| Snapshot::load(&s, 1, None).map_err(|e| e.to_string()));
     match loaded {
         Ok(snapshot) => {
             let zones = snapshot.zones.zones().count();
@@ -104,9 +105,27 @@ fn check(data: &DataArgs) -> ExitCode {
 }
 
 fn cname(domain: &str, zones: &std::path::Path) -> ExitCode {
-    let _ = (domain, zones);
-    eprintln!("no cdn.toml support yet");
-    ExitCode::FAILURE
+    let path = zones.join("cdn.toml");
+    let config = match CdnConfig::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            println!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match config.cname_target(domain) {
+        Some(target) => {
+            println!("{target}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "{domain} is not an accelerated domain: add a [[domain]] entry for it to {}",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

@@ -10,9 +10,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+
+use crate::metrics::ScheduledCount;
 
 /// Entries per worker before the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
@@ -29,11 +32,12 @@ pub enum Cacheability {
 }
 
 /// What a cached answer counts as in the metrics.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Counted {
     pub qtype: Option<RecordType>,
     pub rcode: ResponseCode,
     pub truncated: bool,
+    pub scheduled: Option<Arc<ScheduledCount>>,
 }
 
 /// A cached answer: what it counts as, and its bytes.
@@ -72,11 +76,11 @@ impl AnswerCache {
             return None;
         }
         let (counted, bytes) = match self.by_query.get(&query[2..])? {
-            Slot::Answer(counted, bytes) => (*counted, bytes),
+            Slot::Answer(counted, bytes) => (counted.clone(), bytes),
             Slot::PerSource => {
                 source_key(&mut self.key, query, src);
                 let (counted, bytes) = self.per_source.get(self.key.as_slice())?;
-                (*counted, bytes)
+                (counted.clone(), bytes)
             }
         };
         out.clear();
@@ -147,6 +151,7 @@ mod tests {
         qtype: Some(RecordType::A),
         rcode: ResponseCode::NoError,
         truncated: false,
+        scheduled: None,
     };
 
     fn answer_bytes() -> Vec<u8> {

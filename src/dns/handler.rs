@@ -7,6 +7,7 @@
 //! call [`answer`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -16,19 +17,25 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use super::cache::Cacheability;
 use super::ecs;
 use super::{MAX_UDP_PAYLOAD, Transport};
+use crate::cdn::TargetMatch;
+use crate::metrics::{Metrics, ScheduledCount};
 use crate::snapshot::Snapshot;
+
+use super::schedule;
 
 /// Longest CNAME chain followed before answering with what we have (loop protection).
 const MAX_CNAME_CHAIN: usize = 12;
 
 /// What was answered, for metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Answered {
     pub qtype: Option<RecordType>,
     pub rcode: ResponseCode,
     pub truncated: bool,
     /// Whether the encoded answer may be replayed for the same query bytes.
     pub cacheability: Cacheability,
+    /// What the answer counts as in the scheduling metrics, when it was scheduled.
+    pub scheduled: Option<Arc<ScheduledCount>>,
 }
 
 /// Where the query came from and how.
@@ -43,6 +50,7 @@ pub struct Client {
 /// response (answering responses invites loops).
 pub fn answer(
     snapshot: &Snapshot,
+    metrics: &Metrics,
     client: Client,
     request: &[u8],
     out: &mut Vec<u8>,
@@ -58,7 +66,7 @@ pub fn answer(
             return Some(header_only_error(request, ResponseCode::FormErr, out));
         }
     };
-    let (response, cacheability) = respond(snapshot, client, &message);
+    let (response, cacheability, scheduled) = respond(snapshot, metrics, client, &message);
     let qtype = message.queries.first().map(|q| q.query_type());
     let rcode = response.metadata.response_code;
     let truncated = encode(&response, client.transport, &message, out);
@@ -75,6 +83,7 @@ pub fn answer(
         rcode,
         truncated,
         cacheability,
+        scheduled,
     })
 }
 
@@ -89,11 +98,17 @@ fn header_only_error(request: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> 
         rcode,
         truncated: false,
         cacheability: Cacheability::Never,
+        scheduled: None,
     }
 }
 
 /// Build the response message (not yet encoded).
-fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> (Message, Cacheability) {
+fn respond(
+    snapshot: &Snapshot,
+    metrics: &Metrics,
+    client: Client,
+    request: &Message,
+) -> (Message, Cacheability, Option<Arc<ScheduledCount>>) {
     let mut response = Message::new(
         request.metadata.id,
         MessageType::Response,
@@ -111,7 +126,7 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> (Message, 
         if edns.version() > 0 {
             response.set_edns(reply);
             response.metadata.response_code = ResponseCode::BADVERS;
-            return (response, Cacheability::Static);
+            return (response, Cacheability::Static, None);
         }
         if let Some(EdnsOption::Subnet(subnet)) = edns.option(EdnsCode::Subnet) {
             match ecs::validate(subnet) {
@@ -120,7 +135,7 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> (Message, 
                     tracing::debug!(src = %client.src, "FORMERR: {e}");
                     response.set_edns(reply);
                     response.metadata.response_code = ResponseCode::FormErr;
-                    return (response, Cacheability::Static);
+                    return (response, Cacheability::Static, None);
                 }
             }
         }
@@ -129,21 +144,28 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> (Message, 
 
     if request.metadata.op_code != OpCode::Query {
         response.metadata.response_code = ResponseCode::NotImp;
-        return (response, Cacheability::Static);
+        return (response, Cacheability::Static, None);
     }
     if request.queries.len() != 1 || !request.answers.is_empty() || !request.authorities.is_empty()
     {
         response.metadata.response_code = ResponseCode::FormErr;
-        return (response, Cacheability::Static);
+        return (response, Cacheability::Static, None);
     }
     let query = &request.queries[0];
     let qtype = query.query_type();
     if query.query_class() != DNSClass::IN || matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         response.metadata.response_code = ResponseCode::Refused;
-        return (response, Cacheability::Static);
+        return (response, Cacheability::Static, None);
     }
 
-    let resolution = resolve(snapshot, query.name(), qtype);
+    let resolution = resolve(
+        snapshot,
+        metrics,
+        query.name(),
+        qtype,
+        client.src.ip(),
+        client_net.as_ref(),
+    );
     let scope = resolution.ecs_scope;
     response.metadata.authoritative = resolution.authoritative;
     response.metadata.response_code = resolution.rcode;
@@ -159,7 +181,7 @@ fn respond(snapshot: &Snapshot, client: Client, request: &Message) -> (Message, 
     } else {
         Cacheability::Static
     };
-    (response, cacheability)
+    (response, cacheability, resolution.scheduled)
 }
 
 /// The authoritative answer to one question, chased through CNAMEs.
@@ -173,9 +195,17 @@ struct Resolution {
     ecs_scope: u8,
     /// The answer depended on the source address (scheduled without ECS).
     per_source: bool,
+    scheduled: Option<Arc<ScheduledCount>>,
 }
 
-fn resolve(snapshot: &Snapshot, qname: &Name, qtype: RecordType) -> Resolution {
+fn resolve(
+    snapshot: &Snapshot,
+    metrics: &Metrics,
+    qname: &Name,
+    qtype: RecordType,
+    source: std::net::IpAddr,
+    client_net: Option<&ecs::ClientNet>,
+) -> Resolution {
     let mut resolution = Resolution {
         rcode: ResponseCode::Refused,
         authoritative: false,
@@ -184,6 +214,7 @@ fn resolve(snapshot: &Snapshot, qname: &Name, qtype: RecordType) -> Resolution {
         additional: Vec::new(),
         ecs_scope: 0,
         per_source: false,
+        scheduled: None,
     };
     let mut name = qname.clone();
     let mut seen: Vec<LowerName> = Vec::new();
@@ -196,6 +227,40 @@ fn resolve(snapshot: &Snapshot, qname: &Name, qtype: RecordType) -> Resolution {
             }
             return resolution;
         };
+        if let Some(cdn) = snapshot.cdn.as_deref() {
+            match cdn.match_target(&lower) {
+                TargetMatch::Scheduled(domain) => {
+                    let scheduled = schedule::answer(
+                        snapshot, metrics, cdn, domain, &name, qtype, source, client_net,
+                    );
+                    if hop == 0 {
+                        resolution.authoritative = true;
+                    }
+                    resolution.rcode = ResponseCode::NoError;
+                    resolution.authority = if scheduled.records.is_empty() {
+                        vec![zone.negative_soa()]
+                    } else {
+                        Vec::new()
+                    };
+                    resolution.additional = Vec::new();
+                    resolution.answers.extend(scheduled.records);
+                    resolution.ecs_scope = scheduled.ecs_scope;
+                    resolution.per_source |= scheduled.per_source;
+                    resolution.scheduled = scheduled.count;
+                    return resolution;
+                }
+                _ if !zone.name_exists(&lower) && schedule::is_scheduling_ancestor(cdn, &lower) => {
+                    if hop == 0 {
+                        resolution.authoritative = true;
+                    }
+                    resolution.rcode = ResponseCode::NoError;
+                    resolution.authority = vec![zone.negative_soa()];
+                    resolution.additional = Vec::new();
+                    return resolution;
+                }
+                _ => {}
+            }
+        }
         seen.push(lower);
         let lookup = zone.lookup(&name, qtype);
         if hop == 0 {

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod ecs;
 pub mod handler;
+pub mod schedule;
 pub mod server;
 
 /// The transport a query came over: decides truncation and the size limit.

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use super::Transport;
 use super::cache::{AnswerCache, Counted};
 use super::handler::{self, Client};
+use crate::health::HealthTable;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
@@ -31,16 +32,18 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a UDP worker looks up from `recv` to notice shutdown.
 const UDP_SHUTDOWN_CHECK: Duration = Duration::from_millis(200);
 
-/// What the query path shares: the current snapshot and the counters.
+/// What the query path shares: the current snapshot, the counters and edge health.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
+    /// Edge health, outside the snapshot: it survives reloads.
+    pub health: Arc<HealthTable>,
 }
 
 impl Shared {
     /// Changes whenever an edge's health changes (answer caches key on it).
     pub fn health_generation(&self) -> u64 {
-        0
+        self.health.generation()
     }
 }
 
@@ -203,7 +206,8 @@ fn udp_worker(socket: UdpSocket, shared: &Shared, stop: &AtomicBool) {
                     src,
                     transport: Transport::Udp,
                 };
-                let Some(answered) = handler::answer(&snapshot, client, query, &mut response)
+                let Some(answered) =
+                    handler::answer(&snapshot, &shared.metrics, client, query, &mut response)
                 else {
                     shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -212,19 +216,23 @@ fn udp_worker(socket: UdpSocket, shared: &Shared, stop: &AtomicBool) {
                     qtype: answered.qtype,
                     rcode: answered.rcode,
                     truncated: answered.truncated,
+                    scheduled: answered.scheduled,
                 };
                 cache.store(
                     generation,
                     query,
                     src.ip(),
                     answered.cacheability,
-                    counted,
+                    counted.clone(),
                     &response,
                 );
                 counted
             }
         };
         shared.metrics.count_query(counted.qtype, counted.rcode);
+        if let Some(scheduled) = &counted.scheduled {
+            shared.metrics.count_scheduled(scheduled);
+        }
         if counted.truncated {
             shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
         }
@@ -296,13 +304,16 @@ async fn tcp_connection(
                 src,
                 transport: Transport::Tcp,
             };
-            handler::answer(&snapshot, client, &request, &mut response)
+            handler::answer(&snapshot, &shared.metrics, client, &request, &mut response)
         };
         let Some(answered) = answered else {
             shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         shared.metrics.count_query(answered.qtype, answered.rcode);
+        if let Some(scheduled) = &answered.scheduled {
+            shared.metrics.count_scheduled(scheduled);
+        }
         let mut framed = Vec::with_capacity(response.len() + 2);
         framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
         framed.extend_from_slice(&response);
