@@ -230,9 +230,13 @@ fn resolve(
         if let Some(cdn) = snapshot.cdn.as_deref() {
             match cdn.match_target(&lower) {
                 TargetMatch::Scheduled(domain) => {
-                    let scheduled = schedule::answer(
-                        snapshot, metrics, cdn, domain, &name, qtype, source, client_net,
-                    );
+                    let asked = schedule::Asked {
+                        name: &name,
+                        qtype,
+                        source,
+                        client_net,
+                    };
+                    let scheduled = schedule::answer(snapshot, metrics, cdn, domain, &asked);
                     if hop == 0 {
                         resolution.authoritative = true;
                     }

@@ -34,18 +34,31 @@ fn policy_name(region: Region) -> &'static str {
     }
 }
 
-/// Answer `name` (which matched `cdn.domains[domain]`) for `qtype`, for a client at
-/// `source`, with the query's validated client subnet if it had one.
+/// The question being scheduled and who asks it.
+pub struct Asked<'a> {
+    /// The name as asked (owner of the answer records).
+    pub name: &'a Name,
+    pub qtype: RecordType,
+    /// The source address of the query.
+    pub source: IpAddr,
+    /// The query's validated client subnet, if it had one.
+    pub client_net: Option<&'a ClientNet>,
+}
+
+/// Answer `asked.name` (which matched `cdn.domains[domain]`).
 pub fn answer(
     snapshot: &Snapshot,
     metrics: &Metrics,
     cdn: &CdnConfig,
     domain: usize,
-    name: &Name,
-    qtype: RecordType,
-    source: IpAddr,
-    client_net: Option<&ClientNet>,
+    asked: &Asked<'_>,
 ) -> Scheduled {
+    let Asked {
+        name,
+        qtype,
+        source,
+        client_net,
+    } = *asked;
     let family = match qtype {
         RecordType::A | RecordType::ANY => Family::V4,
         RecordType::AAAA => Family::V6,
