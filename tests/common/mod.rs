@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod geo;
+pub mod health;
