@@ -20,12 +20,14 @@
 //! - [`snapshot`]: one immutable view of zones + CDN config + GeoIP, swapped whole.
 //! - [`reload`]: what triggers a reload and how it is applied.
 //! - [`dns`]: the wire: sockets, request parsing, EDNS/ECS, response encoding.
+//! - [`daemon`]: starting and stopping the whole DNS server (binary and tests alike).
 //! - [`admin`]: the DNS server's admin HTTP endpoints.
 //! - [`metrics`]: every metric name, in one place.
 //! - [`edge`]: the caching edge (`meridian-edge`).
 
 pub mod admin;
 pub mod cdn;
+pub mod daemon;
 pub mod dns;
 pub mod edge;
 pub mod geo;

@@ -1,1 +1,212 @@
-//! TODO
+//! The reload path: what triggers a reload (file changes through `notify`, SIGHUP, the
+//! admin `POST /reload`) and how it is applied.
+//!
+//! Every trigger runs the same [`Reloader::reload`]: parse and validate *all* sources into a
+//! new [`Snapshot`] off the async runtime, then swap it in with one `ArcSwap::store`. On any
+//! error the old snapshot keeps serving; the error is logged, counted, and kept for
+//! `/status`. Reloads are serialised so two triggers never race.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use tokio_util::sync::CancellationToken;
+
+use crate::dns::server::Shared;
+use crate::snapshot::{Snapshot, Sources};
+
+/// How long file events settle before a reload: an editor's write-rename-chmod, or an
+/// operator copying several files, becomes one reload.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// The outcome of the last reload attempt, for `/status`.
+#[derive(Clone, Debug)]
+pub struct ReloadOutcome {
+    pub at: SystemTime,
+    pub trigger: &'static str,
+    /// The new generation, or every error found (one `FILE:LINE: message` per line).
+    pub result: Result<u64, String>,
+}
+
+/// Called with each new snapshot just before it is swapped in (the health checker takes the
+/// new edges and attaches their health this way).
+pub type BeforeSwap = Box<dyn Fn(&mut Snapshot) + Send + Sync>;
+
+/// Applies reloads to the shared snapshot.
+pub struct Reloader {
+    shared: Arc<Shared>,
+    sources: Sources,
+    last: Mutex<Option<ReloadOutcome>>,
+    serial: tokio::sync::Mutex<()>,
+    before_swap: Option<BeforeSwap>,
+}
+
+impl Reloader {
+    pub fn new(shared: Arc<Shared>, sources: Sources, before_swap: Option<BeforeSwap>) -> Reloader {
+        Reloader {
+            shared,
+            sources,
+            last: Mutex::new(None),
+            serial: tokio::sync::Mutex::new(()),
+            before_swap,
+        }
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The last reload's outcome; `None` before the first reload after startup.
+    pub fn last_outcome(&self) -> Option<ReloadOutcome> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Load everything anew and swap it in, or keep the old snapshot and report why not.
+    pub async fn reload(&self, trigger: &'static str) -> Result<u64, String> {
+        let _one_at_a_time = self.serial.lock().await;
+        let previous = self.shared.snapshot.load_full();
+        let generation = previous.generation + 1;
+        let sources = self.sources.clone();
+        let started = std::time::Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || {
+            Snapshot::load(&sources, generation, Some(&previous))
+        })
+        .await
+        .map_err(|e| format!("reload task failed: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let result = match loaded {
+            Ok(mut snapshot) => {
+                if let Some(hook) = &self.before_swap {
+                    hook(&mut snapshot);
+                }
+                self.shared.snapshot.store(Arc::new(snapshot));
+                self.shared
+                    .metrics
+                    .reloads_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    generation,
+                    trigger,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "reloaded"
+                );
+                Ok(generation)
+            }
+            Err(errors) => {
+                self.shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    trigger,
+                    "reload refused, still serving generation {}:\n{errors}",
+                    generation - 1
+                );
+                Err(errors)
+            }
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(ReloadOutcome {
+            at: SystemTime::now(),
+            trigger,
+            result: result.clone(),
+        });
+        result
+    }
+
+    /// Start watching the sources. Returns once the watches are in place, so no edit made
+    /// after this returns can be missed; [`Watcher::run`] then reloads on each change.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<Watcher> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
+            if let Ok(events) = result {
+                let paths: Vec<PathBuf> = events.into_iter().flat_map(|e| e.event.paths).collect();
+                let _ = tx.send(paths);
+            }
+        })?;
+        // Installed now, not in `run`: a SIGHUP before then would otherwise kill the process.
+        #[cfg(unix)]
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| notify::Error::generic(&format!("cannot handle SIGHUP: {e}")))?;
+        let mut watcher = Watcher {
+            reloader: self.clone(),
+            debouncer,
+            rx,
+            watched: Vec::new(),
+            #[cfg(unix)]
+            hangup,
+        };
+        watcher.add(&self.sources.zones_dir.clone(), RecursiveMode::Recursive);
+        watcher.follow_snapshot();
+        Ok(watcher)
+    }
+}
+
+/// File watches on the sources, feeding reloads.
+pub struct Watcher {
+    reloader: Arc<Reloader>,
+    debouncer: notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    watched: Vec<PathBuf>,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Watcher {
+    fn add(&mut self, dir: &Path, mode: RecursiveMode) {
+        if self.watched.iter().any(|w| w == dir) {
+            return;
+        }
+        match self.debouncer.watch(dir, mode) {
+            Ok(()) => self.watched.push(dir.to_path_buf()),
+            Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
+        }
+    }
+
+    /// Watch the directories of included files and of the GeoIP file outside the zones
+    /// directory (which is watched whole).
+    fn follow_snapshot(&mut self) {
+        let sources = self.reloader.sources.clone();
+        let snapshot = self.reloader.shared.snapshot.load();
+        let dirs: Vec<PathBuf> = snapshot
+            .watched_files()
+            .iter()
+            .chain(sources.geoip.iter())
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .filter(|d| !d.starts_with(&sources.zones_dir))
+            .collect();
+        for dir in dirs {
+            self.add(&dir, RecursiveMode::NonRecursive);
+        }
+    }
+
+    /// Reload on file changes and SIGHUP until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) -> std::io::Result<()> {
+        loop {
+            #[cfg(unix)]
+            let sighup = self.hangup.recv();
+            #[cfg(not(unix))]
+            let sighup = std::future::pending::<Option<()>>();
+            let trigger = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = sighup => "SIGHUP",
+                paths = self.rx.recv() => {
+                    let Some(paths) = paths else { return Ok(()) };
+                    let included = self.reloader.shared.snapshot.load().watched_files();
+                    if !paths.iter().any(|p| self.reloader.sources.is_relevant(p, &included)) {
+                        continue;
+                    }
+                    "file change"
+                }
+            };
+            if self.reloader.reload(trigger).await.is_ok() {
+                self.follow_snapshot();
+            }
+        }
+    }
+}

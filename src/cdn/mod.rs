@@ -1,1 +1,412 @@
-//! TODO
+//! The CDN's scheduling configuration: `cdn.toml` -> a validated [`CdnConfig`].
+//!
+//! Owns: the file format (see DESIGN.md, "Contract: the zones directory"), its validation
+//! (every problem reported at once, each naming file, line and entry) and name matching:
+//! which accelerated domain a DNS query name ([`CdnConfig::match_target`]) or an HTTP Host
+//! header ([`CdnConfig::match_host`]) belongs to.
+//!
+//! ```text
+//! cdn.toml --load/parse--> spec (serde, unknown fields refused)
+//!                          --validate--> CdnConfig { zone, suffix, edges, domains, ... }
+//!                                        |- match_target(qname)  (DNS server)
+//!                                        |- match_host(Host)     (edge)
+//!                                        '- cname_target(domain) (`meridian cname`)
+//! ```
+//!
+//! Shared by `meridian` and `meridian-edge`. It reads one file and does nothing else: no
+//! network, no clock, no check that `zone` is actually loaded (the snapshot does that).
+//!
+//! Words: an *accelerated domain* is a customer name (`img.customer.com`, or a wildcard
+//! `*.customer.com` matching one or more labels). Its *CNAME target* is
+//! `<domain>.<suffix>`. An *edge* is a node serving accelerated domains; a *side* is
+//! mainland China (edges in "CN") or overseas (every other country, HK, MO, TW included).
+
+mod error;
+mod names;
+mod spec;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name};
+
+use crate::geo::Country;
+
+pub use error::{CdnError, CdnErrors, Entry, ErrorKind};
+
+/// Default `[cdn].ttl`.
+pub const DEFAULT_TTL: u32 = 60;
+/// Default `[cdn].answers`.
+pub const DEFAULT_ANSWERS: usize = 1;
+/// Default `[cdn].max_domains`.
+pub const DEFAULT_MAX_DOMAINS: usize = 50;
+/// Default `[[edge]].weight`.
+pub const DEFAULT_WEIGHT: u32 = 100;
+/// Default `[[domain]].origin_port`.
+pub const DEFAULT_ORIGIN_PORT: u16 = 80;
+
+/// The validated contents of one `cdn.toml`.
+#[derive(Debug, Clone)]
+pub struct CdnConfig {
+    /// The CDN's zone (must also be loaded from a `*.zone` file), fully qualified.
+    pub zone: Name,
+    /// CNAME targets are `<domain>.<suffix>`; inside `zone`; fully qualified.
+    pub suffix: Name,
+    /// TTL of scheduled answers.
+    pub ttl: u32,
+    /// Edges per scheduled answer (at least 1).
+    pub answers: usize,
+    /// Domain quota.
+    pub max_domains: usize,
+    /// Where clients the GeoIP database does not know are placed.
+    pub default_country: Country,
+    pub health: HealthSettings,
+    pub edges: Vec<Edge>,
+    pub domains: Vec<Domain>,
+    /// The file this was read from (for messages).
+    pub source: PathBuf,
+    /// Problems that do not stop the configuration from working (e.g. a `mainland` domain
+    /// with no edge in CN: it can only get empty answers). `meridian check` prints them.
+    pub warnings: Vec<CdnError>,
+    /// Name lookup tables, built once by validation.
+    index: DomainIndex,
+    /// `suffix`'s labels, lowercase, leftmost first.
+    suffix_labels: Vec<Box<[u8]>>,
+}
+
+/// Health-check settings (`[health]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// Time between the starts of two checks of one edge.
+    pub interval: Duration,
+    /// Time a check may take, connection included.
+    pub timeout: Duration,
+    /// Consecutive successes to become up.
+    pub rise: u32,
+    /// Consecutive failures to become down.
+    pub fall: u32,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 2,
+        }
+    }
+}
+
+/// An edge node (`[[edge]]`). Identified by `name` across reloads; indices may change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    pub name: String,
+    pub country: Country,
+    /// Degrees: as configured, else the country's centroid.
+    pub lat: f64,
+    pub lon: f64,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+    /// `http://` URL to GET; any 2xx is up. `None`: always up.
+    pub health: Option<http::Uri>,
+    /// Higher wins ties in distance.
+    pub weight: u32,
+    /// `(lat, lon)` on the unit sphere, for distance comparisons without trigonometry.
+    pub(crate) position: [f64; 3],
+}
+
+impl Edge {
+    /// True for edges in mainland China ("CN").
+    pub fn is_mainland(&self) -> bool {
+        self.country.is_mainland()
+    }
+}
+
+/// An accelerated domain (`[[domain]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Lowercase, no trailing dot; `*.customer.com` for a wildcard.
+    pub name: String,
+    pub region: Region,
+    pub business: Business,
+    /// Tried in order.
+    pub origins: Vec<Origin>,
+    pub origin_port: u16,
+    pub origin_scheme: Scheme,
+    /// Host header sent to the origin; `None`: the request's own Host.
+    pub origin_host: Option<String>,
+    /// ICP filing number (required for `mainland` and `global`).
+    pub icp: Option<String>,
+}
+
+impl Domain {
+    /// True for `*.customer.com` style domains.
+    pub fn is_wildcard(&self) -> bool {
+        self.name.starts_with("*.")
+    }
+}
+
+/// Where a domain is accelerated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Region {
+    /// Only edges in mainland China.
+    Mainland,
+    /// Clients in CN get CN edges, others non-CN edges; each side backs up the other.
+    Global,
+    /// Only edges outside mainland China.
+    Overseas,
+}
+
+/// The console's business types; they set the edge's default caching behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Business {
+    SmallFiles,
+    LargeFiles,
+    Vod,
+    Dcdn,
+}
+
+/// Scheme used to reach the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// One origin: an address, or a site domain resolved by the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    Ip(IpAddr),
+    /// Lowercase, no trailing dot.
+    Host(String),
+}
+
+macro_rules! keyword_enum {
+    ($ty:ty { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The spelling used in `cdn.toml`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$ty>::$variant => $text),+ }
+            }
+            pub(crate) fn parse_keyword(text: &str) -> Option<Self> {
+                match text { $($text => Some(<$ty>::$variant),)+ _ => None }
+            }
+            pub(crate) const KEYWORDS: &'static [&'static str] = &[$($text),+];
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+keyword_enum!(Region { Mainland = "mainland", Global = "global", Overseas = "overseas" });
+keyword_enum!(Business { SmallFiles = "small-files", LargeFiles = "large-files", Vod = "vod", Dcdn = "dcdn" });
+keyword_enum!(Scheme { Http = "http", Https = "https" });
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Ip(ip) => write!(f, "{ip}"),
+            Origin::Host(host) => f.write_str(host),
+        }
+    }
+}
+
+/// What a query name is, for the CDN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetMatch {
+    /// `<domain>.<suffix>` for this domain (index into [`CdnConfig::domains`]).
+    Scheduled(usize),
+    /// Below the suffix but no accelerated domain matches: NXDOMAIN.
+    UnknownUnderSuffix,
+    /// Not below the suffix (the suffix itself included): answer from the zone file.
+    NotUnderSuffix,
+}
+
+impl CdnConfig {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<CdnConfig, CdnErrors> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => CdnConfig::parse(&text, path),
+            Err(e) => Err(CdnErrors(vec![CdnError {
+                file: path.to_owned(),
+                line: None,
+                entry: None,
+                kind: ErrorKind::Read,
+                message: format!("cannot read the CDN configuration: {e}"),
+            }])),
+        }
+    }
+
+    /// Parses and validates `text`; `path` names the file in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<CdnConfig, CdnErrors> {
+        validate::parse(text, path)
+    }
+
+    /// Classifies a query name: `<domain>.<suffix>` of an accelerated domain (exact match
+    /// first, then the most specific wildcard; a wildcard matches one or more labels), an
+    /// unknown name below the suffix, or a name outside it. O(labels), no allocation.
+    pub fn match_target(&self, qname: &LowerName) -> TargetMatch {
+        let labels = qname.iter();
+        let total = labels.len();
+        let suffix_len = self.suffix_labels.len();
+        if total <= suffix_len {
+            return TargetMatch::NotUnderSuffix;
+        }
+        let customer_len = total - suffix_len;
+        let suffix_matches = qname
+            .iter()
+            .skip(customer_len)
+            .zip(&self.suffix_labels)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b));
+        if !suffix_matches {
+            return TargetMatch::NotUnderSuffix;
+        }
+        let mut buf = [0u8; 256];
+        let mut len = 0;
+        for (i, label) in qname.iter().take(customer_len).enumerate() {
+            let wildcard_label = i == 0 && label == b"*";
+            if !wildcard_label
+                && !label
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            {
+                // No accelerated domain has such a label (names are letters, digits, hyphens).
+                return TargetMatch::UnknownUnderSuffix;
+            }
+            let needed = label.len() + usize::from(i > 0);
+            if len + needed > buf.len() {
+                return TargetMatch::UnknownUnderSuffix;
+            }
+            if i > 0 {
+                buf[len] = b'.';
+                len += 1;
+            }
+            for &b in label {
+                buf[len] = b.to_ascii_lowercase();
+                len += 1;
+            }
+        }
+        let name = std::str::from_utf8(&buf[..len]).unwrap_or("");
+        match self.index.lookup(name) {
+            Some(i) => TargetMatch::Scheduled(i),
+            None => TargetMatch::UnknownUnderSuffix,
+        }
+    }
+
+    /// The CNAME target a customer must set for `domain`: `<domain>.<suffix>.` when
+    /// `domain` is accelerated (exactly, or covered by a wildcard domain), else `None`.
+    ///
+    /// For a wildcard domain `*.customer.com` the target is `*.customer.com.<suffix>.`
+    /// (for the customer's wildcard CNAME record `*.customer.com CNAME
+    /// *.customer.com.<suffix>.`); the literal `*` label is a name the wildcard covers, so
+    /// it is scheduled like any other. A name under a wildcard domain, such as
+    /// `img.customer.com`, gets `img.customer.com.<suffix>.`, which is scheduled too.
+    pub fn cname_target(&self, domain: &str) -> Option<Name> {
+        let trimmed = domain.trim();
+        let name = trimmed
+            .strip_suffix('.')
+            .unwrap_or(trimmed)
+            .to_ascii_lowercase();
+        self.index.lookup(&name)?;
+        let mut target = Name::from_ascii(format!("{name}.{}", self.suffix_text())).ok()?;
+        target.set_fqdn(true);
+        Some(target)
+    }
+
+    /// The domain serving an HTTP `Host` header value (port and trailing dot stripped,
+    /// case-insensitive; exact domain first, then the most specific wildcard).
+    pub fn match_host(&self, host: &str) -> Option<&Domain> {
+        let host = strip_port(host)?;
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.len() > names::MAX_NAME_LEN {
+            return None;
+        }
+        let mut buf = [0u8; names::MAX_NAME_LEN];
+        let lower = &mut buf[..host.len()];
+        lower.copy_from_slice(host.as_bytes());
+        lower.make_ascii_lowercase();
+        let name = std::str::from_utf8(lower).ok()?;
+        self.index.lookup(name).map(|i| &self.domains[i])
+    }
+
+    /// Index of the edge named `name`.
+    pub fn edge_index(&self, name: &str) -> Option<usize> {
+        self.edges.iter().position(|e| e.name == name)
+    }
+
+    /// Index of the domain configured exactly as `name` (`"*.customer.com"` for a
+    /// wildcard); no wildcard matching.
+    pub fn domain_index(&self, name: &str) -> Option<usize> {
+        self.domains.iter().position(|d| d.name == name)
+    }
+
+    fn suffix_text(&self) -> String {
+        let text = self.suffix.to_ascii();
+        text.strip_suffix('.').map(str::to_owned).unwrap_or(text)
+    }
+}
+
+/// `host[:port]` -> `host`; `None` for bracketed IPv6 literals (never a domain).
+fn strip_port(host: &str) -> Option<&str> {
+    if host.starts_with('[') {
+        return None;
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => Some(name),
+        Some(_) => None,
+        None => Some(host),
+    }
+}
+
+/// Exact and wildcard domain names -> domain index.
+#[derive(Debug, Clone, Default)]
+struct DomainIndex {
+    exact: HashMap<Box<str>, usize>,
+    /// Keyed by the name below `*.` ("customer.com" for "*.customer.com").
+    wildcard: HashMap<Box<str>, usize>,
+}
+
+impl DomainIndex {
+    fn build(domains: &[Domain]) -> DomainIndex {
+        let mut index = DomainIndex::default();
+        for (i, domain) in domains.iter().enumerate() {
+            match domain.name.strip_prefix("*.") {
+                Some(base) => index.wildcard.entry(base.into()).or_insert(i),
+                None => index.exact.entry(domain.name.as_str().into()).or_insert(i),
+            };
+        }
+        index
+    }
+
+    /// `name` lowercase without trailing dot. Exact first, then wildcards from the most
+    /// specific: "a.b.customer.com" tries "*.b.customer.com", then "*.customer.com", ...
+    fn lookup(&self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.exact.get(name) {
+            return Some(i);
+        }
+        if self.wildcard.is_empty() {
+            return None;
+        }
+        let mut rest = name;
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(&i) = self.wildcard.get(rest) {
+                return Some(i);
+            }
+        }
+        None
+    }
+}

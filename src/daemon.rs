@@ -1,0 +1,225 @@
+//! Starting and stopping the whole DNS server: load the first snapshot, bind the sockets,
+//! then run the query path, the reload watcher and the admin endpoints until shutdown.
+//!
+//! Used by the `meridian` binary and by in-process tests alike: [`start`] returns once
+//! every socket is bound (with the real addresses of `:0` listens) and the first snapshot is
+//! serving.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, Admin};
+use crate::dns::server::{Listeners, Shared, serve};
+use crate::health::{HealthChecker, HealthTable};
+use crate::metrics::Metrics;
+use crate::reload::{BeforeSwap, Reloader};
+use crate::snapshot::{LoadError, Snapshot, Sources};
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub sources: Sources,
+    pub listen: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub admin_token: Option<String>,
+    /// UDP worker threads (sockets) per listen address.
+    pub udp_workers: usize,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the zones do not load, nothing to serve:\n{0}")]
+    Load(#[from] LoadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the admin address {0} is not loopback: give a token with --admin-token or MERIDIAN_ADMIN_TOKEN"
+    )]
+    AdminTokenRequired(SocketAddr),
+}
+
+/// A started server.
+pub struct Running {
+    pub dns_addrs: Vec<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    pub reloader: Arc<Reloader>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stop accepting, drain in-flight queries, and wait for every task.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Wait until the server stops (after its shutdown token is cancelled).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Load, bind and start serving.
+pub async fn start(options: Options) -> Result<Running, StartError> {
+    if let Some(addr) = options.admin
+        && !admin::is_loopback(&addr)
+        && options.admin_token.is_none()
+    {
+        return Err(StartError::AdminTokenRequired(addr));
+    }
+    let sources = options.sources.clone();
+    let mut snapshot = tokio::task::spawn_blocking(move || Snapshot::load(&sources, 1, None))
+        .await
+        .map_err(|e| LoadError {
+            lines: vec![format!("load task failed: {e}")],
+        })??;
+    let listeners = Listeners::bind(&options.listen, options.udp_workers).map_err(|source| {
+        StartError::Bind {
+            addr: options
+                .listen
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+        }
+    })?;
+    let dns_addrs = listeners.local_addrs().to_vec();
+    let admin_listener = match options.admin {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+    let health = Arc::new(HealthTable::new());
+    let checker = Arc::new(HealthChecker::new(health.clone()));
+    attach_health(&checker, &mut snapshot);
+    if snapshot.cdn.is_some() && snapshot.geo.is_none() {
+        tracing::warn!(
+            "no GeoIP database at {:?}: every client is placed in [cdn].default_country",
+            options.sources.geoip
+        );
+    }
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        metrics: Metrics::default(),
+        health: health.clone(),
+    });
+    let before_swap: BeforeSwap = {
+        let checker = checker.clone();
+        Box::new(move |snapshot: &mut Snapshot| attach_health(&checker, snapshot))
+    };
+    let reloader = Arc::new(Reloader::new(
+        shared.clone(),
+        options.sources.clone(),
+        Some(before_swap),
+    ));
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    {
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = serve(listeners, shared, shutdown).await {
+                tracing::error!("DNS service failed: {e}");
+            }
+        });
+    }
+    match reloader.watch() {
+        Ok(watcher) => {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = watcher.run(shutdown).await {
+                    tracing::error!("reload triggers failed, use POST /reload: {e}");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!("cannot watch the zones, reload with SIGHUP or POST /reload: {e}")
+        }
+    }
+    if let Some(listener) = admin_listener {
+        let admin = Arc::new(Admin {
+            shared: shared.clone(),
+            reloader: reloader.clone(),
+            token: options.admin_token.clone(),
+            extra: Some(Box::new(move || health_status(&health))),
+        });
+        tasks.spawn(admin::serve(listener, admin, shutdown.clone()));
+    }
+    {
+        let (checker, shutdown) = (checker.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            shutdown.cancelled().await;
+            checker.shutdown().await;
+        });
+    }
+    for addr in &dns_addrs {
+        tracing::info!("listening on {addr} (udp, tcp)");
+    }
+    if let Some(addr) = admin_addr {
+        tracing::info!("admin listening on http://{addr}");
+    }
+    Ok(Running {
+        dns_addrs,
+        admin_addr,
+        shared,
+        reloader,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Give the health checker the snapshot's edges (new edges get checkers, removed edges lose
+/// theirs) and attach their health to the snapshot, before it goes live.
+fn attach_health(checker: &HealthChecker, snapshot: &mut Snapshot) {
+    if let Some(cfg) = snapshot.cdn.as_deref() {
+        checker.reconcile(cfg);
+        snapshot.health = checker.table().view(cfg);
+    }
+}
+
+/// The health table's part of `/status` and `/metrics`.
+fn health_status(table: &HealthTable) -> (serde_json::Value, String) {
+    let edges: Vec<_> = table
+        .snapshot()
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "name": e.name,
+                "state": e.state.as_str(),
+                "since": e.since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                "checked": e.checked,
+                "consecutive_successes": e.consecutive_successes,
+                "consecutive_failures": e.consecutive_failures,
+                "last_error": e.last_error,
+            })
+        })
+        .collect();
+    let metrics = crate::metrics::render_health(table);
+    (
+        serde_json::json!({ "edges": edges, "health_generation": table.generation() }),
+        metrics,
+    )
+}

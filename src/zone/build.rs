@@ -1,0 +1,366 @@
+//! From the records of one zone file to a validated [`Zone`].
+//!
+//! Validation collects every problem with the file and line of the record at fault: SOA
+//! count and place, apex NS, CNAME beside other data or twice at a name, records outside the
+//! zone, classes other than IN, and glue (an NS target inside the zone needs an A or AAAA
+//! record in it, for the apex and for delegations alike).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::key::{KeyHasher, NameKey, key_of, parent_key};
+use super::read::{Loc, ReadFile, read_zone_file};
+use super::{Node, RrSet, Zone, ZoneError};
+
+/// The result of loading one top-level zone file.
+pub(crate) struct LoadedZone {
+    pub(crate) zone: Result<Zone, Vec<ZoneError>>,
+    /// Every file read for this zone, including `$INCLUDE`d ones.
+    pub(crate) files: Vec<PathBuf>,
+}
+
+/// Reads, validates and stores the zone in `path`.
+pub(crate) fn load_zone_file(path: &Path) -> LoadedZone {
+    let (default_origin, name_error) = origin_from_file_name(path);
+    let mut read = read_zone_file(path, default_origin);
+    if read.unreadable {
+        return LoadedZone {
+            zone: Err(read.errors),
+            files: read.files,
+        };
+    }
+    let Some(origin) = read.origin.clone() else {
+        read.errors.push(ZoneError {
+            file: path.to_path_buf(),
+            line: None,
+            message: name_error.unwrap_or_else(|| "the zone has no origin".to_owned()),
+        });
+        return LoadedZone {
+            zone: Err(read.errors),
+            files: read.files,
+        };
+    };
+    let files = read.files.clone();
+    let zone = build_zone(path, origin, read);
+    LoadedZone { zone, files }
+}
+
+/// The origin given by a file name (`example.com.zone` -> `example.com.`), or why there is
+/// none (used only when the file has no `$ORIGIN` either).
+fn origin_from_file_name(path: &Path) -> (Option<Name>, Option<String>) {
+    let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else {
+        return (
+            None,
+            Some("the file name is not valid UTF-8 and the file has no $ORIGIN".to_owned()),
+        );
+    };
+    let text = if stem.ends_with('.') {
+        stem.to_owned()
+    } else {
+        format!("{stem}.")
+    };
+    match Name::from_ascii(&text) {
+        Ok(name) => (Some(name), None),
+        Err(err) => (
+            None,
+            Some(format!(
+                "the file name {stem:?} is not a domain name ({err}) and the file has no $ORIGIN"
+            )),
+        ),
+    }
+}
+
+/// An RRset being collected, with the location of each record for error messages.
+struct PendingRrSet {
+    rtype: RecordType,
+    ttl: u32,
+    rdatas: Vec<RData>,
+    locs: Vec<Loc>,
+}
+
+#[derive(Default)]
+struct PendingNode {
+    /// The owner as first written, for messages.
+    name: Option<Name>,
+    rrsets: Vec<PendingRrSet>,
+}
+
+impl PendingNode {
+    fn rrset(&self, rtype: RecordType) -> Option<&PendingRrSet> {
+        self.rrsets.iter().find(|rrset| rrset.rtype == rtype)
+    }
+}
+
+/// Types that may sit beside a CNAME (RFC 2181 10.1, RFC 4035 2.5).
+fn allowed_beside_cname(rtype: RecordType) -> bool {
+    matches!(rtype, RecordType::RRSIG | RecordType::NSEC)
+}
+
+struct Builder {
+    origin: Name,
+    nodes: HashMap<NameKey, PendingNode, KeyHasher>,
+    read: ReadFile,
+    soa: Option<(Record, Loc)>,
+    record_count: usize,
+}
+
+fn build_zone(path: &Path, origin: Name, mut read: ReadFile) -> Result<Zone, Vec<ZoneError>> {
+    let records = std::mem::take(&mut read.records);
+    let mut builder = Builder {
+        origin,
+        nodes: HashMap::default(),
+        read,
+        soa: None,
+        record_count: 0,
+    };
+    let apex_key = key_of(&builder.origin);
+    builder.nodes.entry(apex_key.clone()).or_default();
+    for (record, loc) in records {
+        builder.insert(record, loc);
+    }
+    builder.check_apex(path, &apex_key);
+    builder.check_glue();
+    builder.add_empty_non_terminals(&apex_key);
+
+    let Builder {
+        origin,
+        nodes,
+        mut read,
+        soa,
+        record_count,
+    } = builder;
+    let soa = match soa {
+        Some((soa, _)) if read.errors.is_empty() => soa,
+        _ => {
+            read.errors.sort_by(|a, b| {
+                // Files in reading order, then lines, then zone-wide problems; stable.
+                let rank = |e: &ZoneError| {
+                    let file = read.files.iter().position(|f| *f == e.file);
+                    (file, e.line.is_none(), e.line)
+                };
+                rank(a).cmp(&rank(b))
+            });
+            return Err(read.errors);
+        }
+    };
+    let (serial, negative_ttl) = match &soa.data {
+        RData::SOA(rdata) => (rdata.serial, soa.ttl.min(rdata.minimum)),
+        _ => (0, soa.ttl),
+    };
+    let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data.clone());
+
+    let nodes = nodes
+        .into_iter()
+        .map(|(key, pending)| {
+            let is_apex = key == apex_key;
+            let mut rrsets: Vec<RrSet> = pending
+                .rrsets
+                .into_iter()
+                .map(|rrset| RrSet {
+                    rtype: rrset.rtype,
+                    ttl: rrset.ttl,
+                    rdatas: rrset.rdatas.into_boxed_slice(),
+                })
+                .collect();
+            rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
+            let is_cut = !is_apex && rrsets.iter().any(|r| r.rtype == RecordType::NS);
+            let node = Node {
+                rrsets: rrsets.into_boxed_slice(),
+                is_cut,
+            };
+            (key, node)
+        })
+        .collect();
+
+    Ok(Zone {
+        origin_labels: origin.iter().len(),
+        origin_key: apex_key,
+        origin,
+        file: path.to_path_buf(),
+        serial,
+        negative_soa,
+        record_count,
+        nodes,
+    })
+}
+
+impl Builder {
+    fn insert(&mut self, record: Record, loc: Loc) {
+        let rtype = record.record_type();
+        if record.dns_class != DNSClass::IN {
+            self.read.error_at(
+                loc,
+                format!(
+                    "class {} is not supported: only IN zones are served",
+                    record.dns_class
+                ),
+            );
+            return;
+        }
+        if !self.origin.zone_of(&record.name) {
+            self.read.error_at(
+                loc,
+                format!(
+                    "{} is outside the zone {}: a zone file may only hold names at or below its origin",
+                    record.name, self.origin
+                ),
+            );
+            return;
+        }
+        if rtype == RecordType::SOA {
+            if record.name != self.origin {
+                self.read.error_at(
+                    loc,
+                    format!(
+                        "SOA record at {}, but the SOA belongs at the zone apex {}",
+                        record.name, self.origin
+                    ),
+                );
+                return;
+            }
+            if let Some((_, first)) = &self.soa {
+                let first_line = first.line;
+                self.read.error_at(
+                    loc,
+                    format!("second SOA record (the first is on line {first_line}): a zone has exactly one"),
+                );
+                return;
+            }
+            self.soa = Some((record.clone(), loc));
+        }
+
+        let node = self.nodes.entry(key_of(&record.name)).or_default();
+        let mut problem = None;
+        if rtype == RecordType::CNAME {
+            if let Some(cname) = node.rrset(RecordType::CNAME) {
+                if !cname.rdatas.contains(&record.data) {
+                    problem = Some(format!(
+                        "{} has more than one CNAME (first on line {}): a name can alias only one target",
+                        record.name, cname.locs[0].line
+                    ));
+                }
+            } else if let Some(other) = node
+                .rrsets
+                .iter()
+                .find(|rrset| !allowed_beside_cname(rrset.rtype))
+            {
+                problem = Some(format!(
+                    "{} has a CNAME and {} data (line {}): a CNAME must be alone at its name",
+                    record.name, other.rtype, other.locs[0].line
+                ));
+            }
+        } else if !allowed_beside_cname(rtype)
+            && let Some(cname) = node.rrset(RecordType::CNAME)
+        {
+            problem = Some(format!(
+                "{} has {rtype} data and a CNAME (line {}): a CNAME must be alone at its name",
+                record.name, cname.locs[0].line
+            ));
+        }
+        if let Some(message) = problem {
+            self.read.error_at(loc, message);
+            return;
+        }
+
+        if node.name.is_none() {
+            node.name = Some(record.name.clone());
+        }
+        match node.rrsets.iter_mut().find(|rrset| rrset.rtype == rtype) {
+            Some(rrset) => {
+                // An RRset is a set (RFC 2181 5): a repeated record counts once.
+                if !rrset.rdatas.contains(&record.data) {
+                    rrset.rdatas.push(record.data);
+                    rrset.locs.push(loc);
+                    self.record_count += 1;
+                }
+            }
+            None => {
+                node.rrsets.push(PendingRrSet {
+                    rtype,
+                    ttl: record.ttl,
+                    rdatas: vec![record.data],
+                    locs: vec![loc],
+                });
+                self.record_count += 1;
+            }
+        }
+    }
+
+    fn check_apex(&mut self, path: &Path, apex_key: &[u8]) {
+        if self.soa.is_none() {
+            self.read.errors.push(ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("no SOA record at the zone apex {}", self.origin),
+            });
+        }
+        let has_ns = self
+            .nodes
+            .get(apex_key)
+            .is_some_and(|apex| apex.rrset(RecordType::NS).is_some());
+        if !has_ns {
+            self.read.errors.push(ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("no NS record at the zone apex {}", self.origin),
+            });
+        }
+    }
+
+    /// Every NS target inside the zone must have an address in it, or nobody can reach it.
+    fn check_glue(&mut self) {
+        let mut missing = Vec::new();
+        for node in self.nodes.values() {
+            let Some(ns) = node.rrset(RecordType::NS) else {
+                continue;
+            };
+            for (rdata, loc) in ns.rdatas.iter().zip(&ns.locs) {
+                let RData::NS(target) = rdata else { continue };
+                if !self.origin.zone_of(&target.0) {
+                    continue;
+                }
+                let has_address = self.nodes.get(&key_of(&target.0)).is_some_and(|t| {
+                    t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
+                });
+                if !has_address {
+                    let owner = node.name.as_ref().unwrap_or(&self.origin);
+                    missing.push((
+                        *loc,
+                        format!(
+                            "NS {} of {owner} is inside the zone but has no A or AAAA record (missing glue)",
+                            target.0
+                        ),
+                    ));
+                }
+            }
+        }
+        missing.sort_by_key(|(loc, _)| (loc.file, loc.line));
+        for (loc, message) in missing {
+            self.read.error_at(loc, message);
+        }
+    }
+
+    /// Inserts every missing ancestor between a name and the apex as a node without records,
+    /// so that "does this name exist" never needs a scan.
+    fn add_empty_non_terminals(&mut self, apex_key: &[u8]) {
+        let mut missing: Vec<NameKey> = Vec::new();
+        for key in self.nodes.keys() {
+            let mut current: &[u8] = key;
+            while current.len() > apex_key.len() {
+                let Some(parent) = parent_key(current) else {
+                    break;
+                };
+                if parent.len() <= apex_key.len() || self.nodes.contains_key(parent) {
+                    break;
+                }
+                missing.push(parent.into());
+                current = parent;
+            }
+        }
+        for key in missing {
+            self.nodes.entry(key).or_default();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Lookup keys: a name as lowercased wire bytes, so that every ancestor of a name is a
+//! sub-slice of it and the walk from the apex down to a query name hashes slices of one
+//! stack buffer without allocating.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+use hickory_proto::rr::Name;
+
+/// The owned key of a node: lowercased wire form (length-prefixed labels, then the root 0).
+pub(crate) type NameKey = Box<[u8]>;
+
+/// `HashMap` hasher for [`NameKey`]s. Keys come from the operator's zone files and queries
+/// only probe, so a fixed, fast hash (FxHash's mixing) is enough; there is no HashDoS surface
+/// because an attacker cannot insert keys.
+pub(crate) type KeyHasher = BuildHasherDefault<FxHasher>;
+
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Longest encoded name (RFC 1035 2.3.4) and therefore most labels (127 plus the root).
+const MAX_WIRE: usize = 255;
+const MAX_LABELS: usize = 128;
+
+/// A name in lowercased wire form on the stack, with the offset of every label.
+pub(crate) struct WireName {
+    buf: [u8; MAX_WIRE],
+    len: usize,
+    label_starts: [u8; MAX_LABELS],
+    labels: usize,
+}
+
+impl WireName {
+    /// Encodes `name` (treated as absolute). A hickory `Name` never exceeds 255 bytes; were
+    /// one to, the excess labels are dropped rather than panicking.
+    pub(crate) fn new(name: &Name) -> Self {
+        let mut wire = WireName {
+            buf: [0; MAX_WIRE],
+            len: 0,
+            label_starts: [0; MAX_LABELS],
+            labels: 0,
+        };
+        for label in name.iter() {
+            let end = wire.len + 1 + label.len();
+            // Keep one byte for the root label.
+            if end >= MAX_WIRE || wire.labels >= MAX_LABELS - 1 || label.len() > 63 {
+                break;
+            }
+            wire.label_starts[wire.labels] = wire.len as u8;
+            wire.labels += 1;
+            wire.buf[wire.len] = label.len() as u8;
+            for (dst, src) in wire.buf[wire.len + 1..end].iter_mut().zip(label) {
+                *dst = src.to_ascii_lowercase();
+            }
+            wire.len = end;
+        }
+        // The root label.
+        wire.buf[wire.len] = 0;
+        wire.len += 1;
+        wire
+    }
+
+    /// Number of labels, not counting the root.
+    pub(crate) fn label_count(&self) -> usize {
+        self.labels
+    }
+
+    /// The whole name.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The ancestor-or-self with `labels` labels (0 is the root). More labels than the name
+    /// has gives the name itself.
+    pub(crate) fn ancestor(&self, labels: usize) -> &[u8] {
+        if labels >= self.labels {
+            return self.bytes();
+        }
+        if labels == 0 {
+            return &self.buf[self.len - 1..self.len];
+        }
+        let start = usize::from(self.label_starts[self.labels - labels]);
+        &self.buf[start..self.len]
+    }
+}
+
+/// The owned key of `name`.
+pub(crate) fn key_of(name: &Name) -> NameKey {
+    WireName::new(name).bytes().into()
+}
+
+/// The key of `*.<parent>`, where `parent` is a key.
+pub(crate) fn wildcard_child(parent: &[u8], out: &mut [u8; MAX_WIRE + 2]) -> usize {
+    let len = (parent.len() + 2).min(out.len());
+    out[0] = 1;
+    out[1] = b'*';
+    out[2..len].copy_from_slice(&parent[..len - 2]);
+    len
+}
+
+/// The parent key of a key (None for the root).
+pub(crate) fn parent_key(key: &[u8]) -> Option<&[u8]> {
+    let first = usize::from(*key.first()?);
+    if first == 0 {
+        return None;
+    }
+    key.get(first + 1..)
+}
+
+/// Buffer size [`wildcard_child`] needs.
+pub(crate) const WILDCARD_BUF: usize = MAX_WIRE + 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).expect("test name")
+    }
+
+    #[test]
+    fn ancestors_are_suffixes_lowercased() {
+        let wire = WireName::new(&name("WWW.Example.COM."));
+        assert_eq!(wire.label_count(), 3);
+        assert_eq!(wire.bytes(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(wire.ancestor(2), b"\x07example\x03com\x00");
+        assert_eq!(wire.ancestor(0), b"\x00");
+        assert_eq!(wire.ancestor(9), wire.bytes());
+    }
+
+    #[test]
+    fn wildcard_and_parent_keys() {
+        let key = key_of(&name("deep.example."));
+        let mut buf = [0u8; WILDCARD_BUF];
+        let len = wildcard_child(&key, &mut buf);
+        assert_eq!(&buf[..len], &*key_of(&name("*.deep.example.")));
+        assert_eq!(parent_key(&key), Some(&*key_of(&name("example."))));
+        assert_eq!(parent_key(b"\x00"), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! Reading one zone file (and what it `$INCLUDE`s) into records, each with the file and line
+//! it came from.
+//!
+//! hickory's `Parser` stops at the first error, carries no line numbers, and resolves
+//! `$INCLUDE` without telling which files it read. So this module splits the text into
+//! entries itself (an entry ends at a newline outside parentheses and quotes), handles the
+//! `$ORIGIN`, `$TTL` and `$INCLUDE` directives itself, and hands each record entry to
+//! hickory's `Parser` on its own, with the current origin, default TTL and owner. That gives
+//! a line for every record and every error, every parse error of a file in one pass, and
+//! RFC 1035 `$INCLUDE` scoping (the origin and owner revert after the included file).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::txt::{Parser, parse_ttl};
+
+use super::ZoneError;
+
+/// Where a record came from: an index into [`ReadFile::files`] and a 1-based line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Loc {
+    pub(crate) file: u32,
+    pub(crate) line: u32,
+}
+
+/// Everything read from one top-level zone file.
+pub(crate) struct ReadFile {
+    /// The zone's origin: the `$ORIGIN` in force at the first record, else the default.
+    pub(crate) origin: Option<Name>,
+    pub(crate) records: Vec<(Record, Loc)>,
+    /// The file itself first, then every included file in the order read.
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) errors: Vec<ZoneError>,
+    /// The top-level file could not be read at all.
+    pub(crate) unreadable: bool,
+}
+
+impl ReadFile {
+    pub(crate) fn error_at(&mut self, loc: Loc, message: String) {
+        let file = self
+            .files
+            .get(loc.file as usize)
+            .cloned()
+            .unwrap_or_default();
+        self.errors.push(ZoneError {
+            file,
+            line: Some(loc.line as usize),
+            message,
+        });
+    }
+}
+
+/// Nesting limit for `$INCLUDE`, which also stops include cycles.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Relative-name context that `$INCLUDE` saves and restores (RFC 1035 section 5.1).
+#[derive(Clone)]
+struct Cursor {
+    origin: Option<Name>,
+    last_owner: Option<Name>,
+}
+
+struct Reader {
+    out: ReadFile,
+    /// `$TTL`, shared across includes.
+    default_ttl: Option<u32>,
+    /// TTL of the previous record, the default when there is no `$TTL` (RFC 1035).
+    last_ttl: Option<u32>,
+    seen_record: bool,
+    origin_at_first_record: Option<Name>,
+    include_stack: Vec<PathBuf>,
+}
+
+/// Reads `path` with `default_origin` (from the file name) as the initial origin.
+pub(crate) fn read_zone_file(path: &Path, default_origin: Option<Name>) -> ReadFile {
+    let mut reader = Reader {
+        out: ReadFile {
+            origin: None,
+            records: Vec::new(),
+            files: Vec::new(),
+            errors: Vec::new(),
+            unreadable: false,
+        },
+        default_ttl: None,
+        last_ttl: None,
+        seen_record: false,
+        origin_at_first_record: None,
+        include_stack: Vec::new(),
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mut cursor = Cursor {
+                origin: default_origin.clone(),
+                last_owner: None,
+            };
+            reader.read_text(path, &text, &mut cursor);
+        }
+        Err(err) => {
+            reader.out.unreadable = true;
+            reader.out.errors.push(ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read the zone file: {err}"),
+            });
+        }
+    }
+    let mut out = reader.out;
+    out.origin = if reader.seen_record {
+        reader.origin_at_first_record
+    } else {
+        None
+    }
+    .or(default_origin);
+    if out.files.is_empty() {
+        out.files.push(path.to_path_buf());
+    }
+    out
+}
+
+impl Reader {
+    fn read_text(&mut self, path: &Path, text: &str, cursor: &mut Cursor) {
+        let file = self.out.files.len() as u32;
+        self.out.files.push(path.to_path_buf());
+        self.include_stack.push(path.to_path_buf());
+        for entry in Entries::new(text) {
+            let loc = Loc {
+                file,
+                line: entry.line,
+            };
+            let body = entry.text.trim_start();
+            if body.is_empty() || body.starts_with(';') {
+                continue;
+            }
+            if let Some(directive) = entry.text.strip_prefix('$') {
+                self.directive(path, directive, loc, cursor);
+            } else {
+                self.record(entry.text, loc, cursor);
+            }
+        }
+        self.include_stack.pop();
+    }
+
+    fn directive(&mut self, path: &Path, directive: &str, loc: Loc, cursor: &mut Cursor) {
+        let mut words = directive
+            .split_whitespace()
+            .take_while(|word| !word.starts_with(';'));
+        let keyword = words.next().unwrap_or_default();
+        let args: Vec<&str> = words.collect();
+        match (keyword.to_ascii_uppercase().as_str(), args.as_slice()) {
+            ("ORIGIN", [name]) => match Name::parse(name, cursor.origin.as_ref()) {
+                Ok(mut origin) => {
+                    origin.set_fqdn(true);
+                    if !self.seen_record && self.include_stack.len() == 1 {
+                        self.origin_at_first_record = Some(origin.clone());
+                    }
+                    cursor.origin = Some(origin);
+                }
+                Err(err) => self
+                    .out
+                    .error_at(loc, format!("invalid $ORIGIN name {name:?}: {err}")),
+            },
+            ("TTL", [ttl]) => match parse_ttl(ttl) {
+                Ok(ttl) => self.default_ttl = Some(ttl),
+                Err(err) => self.out.error_at(loc, format!("invalid $TTL {ttl:?}: {err}")),
+            },
+            ("INCLUDE", [file]) => self.include(path, file, None, loc, cursor),
+            ("INCLUDE", [file, origin]) => {
+                match Name::parse(origin, cursor.origin.as_ref()) {
+                    Ok(mut origin) => {
+                        origin.set_fqdn(true);
+                        self.include(path, file, Some(origin), loc, cursor);
+                    }
+                    Err(err) => self.out.error_at(
+                        loc,
+                        format!("invalid origin {origin:?} for $INCLUDE: {err}"),
+                    ),
+                }
+            }
+            ("ORIGIN" | "TTL" | "INCLUDE", _) => self.out.error_at(
+                loc,
+                format!("${keyword} takes {}", directive_usage(keyword)),
+            ),
+            _ => self.out.error_at(
+                loc,
+                format!(
+                    "unsupported directive ${keyword}: only $ORIGIN, $TTL and $INCLUDE are supported"
+                ),
+            ),
+        }
+    }
+
+    fn include(
+        &mut self,
+        including: &Path,
+        file: &str,
+        origin: Option<Name>,
+        loc: Loc,
+        cursor: &Cursor,
+    ) {
+        let file = file.trim_matches('"');
+        // Relative to the including file, not to the working directory.
+        let target = match including.parent() {
+            Some(dir) => dir.join(file),
+            None => PathBuf::from(file),
+        };
+        if self.include_stack.len() > MAX_INCLUDE_DEPTH {
+            self.out.error_at(
+                loc,
+                format!("$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"),
+            );
+            return;
+        }
+        if self.include_stack.contains(&target) {
+            self.out.error_at(
+                loc,
+                format!("$INCLUDE {} includes itself", target.display()),
+            );
+            return;
+        }
+        match std::fs::read_to_string(&target) {
+            Ok(text) => {
+                let mut inner = Cursor {
+                    origin: origin.or_else(|| cursor.origin.clone()),
+                    last_owner: None,
+                };
+                self.read_text(&target, &text, &mut inner);
+            }
+            Err(err) => self.out.error_at(
+                loc,
+                format!("cannot read $INCLUDE file {}: {err}", target.display()),
+            ),
+        }
+    }
+
+    fn record(&mut self, text: &str, loc: Loc, cursor: &mut Cursor) {
+        if !self.seen_record {
+            self.seen_record = true;
+            if self.include_stack.len() == 1 && self.origin_at_first_record.is_none() {
+                self.origin_at_first_record = cursor.origin.clone();
+            }
+        }
+        let inherits_owner = text.starts_with(|c: char| c.is_whitespace());
+        let mut source = String::with_capacity(text.len() + 48);
+        if let Some(ttl) = self.default_ttl.or(self.last_ttl) {
+            // Infallible: writing to a String.
+            let _ = writeln!(source, "$TTL {ttl}");
+        }
+        if inherits_owner && let Some(owner) = &cursor.last_owner {
+            source.push_str(&owner.to_ascii());
+        }
+        source.push_str(text);
+        source.push('\n');
+
+        let parsed = Parser::new(source, None, cursor.origin.clone()).parse();
+        let records = match parsed {
+            Ok((_, records)) => records,
+            Err(err) => {
+                if !inherits_owner {
+                    // Keep following lines that inherit the owner attributed correctly.
+                    let owner = text.split_whitespace().next().unwrap_or_default();
+                    cursor.last_owner = match owner {
+                        "@" => cursor.origin.clone(),
+                        _ => Name::parse(owner, cursor.origin.as_ref()).ok(),
+                    };
+                }
+                self.out
+                    .error_at(loc, format!("cannot parse record: {err}"));
+                return;
+            }
+        };
+        for rrset in records.into_values() {
+            for record in rrset.into_parts().records {
+                cursor.last_owner = Some(record.name.clone());
+                self.last_ttl = Some(record.ttl);
+                self.out.records.push((record, loc));
+            }
+        }
+    }
+}
+
+fn directive_usage(keyword: &str) -> &'static str {
+    match keyword.to_ascii_uppercase().as_str() {
+        "ORIGIN" => "one domain name",
+        "TTL" => "one TTL",
+        _ => "a file name and an optional origin",
+    }
+}
+
+/// One entry of a zone file: a directive or a record, possibly over several lines when
+/// parenthesised. `text` excludes the final newline.
+struct Entry<'a> {
+    line: u32,
+    text: &'a str,
+}
+
+/// Splits zone text into entries the way hickory's lexer groups tokens: `;` starts a comment
+/// to the end of the line, `"` quotes (outside parentheses; `\` escapes inside quotes), and
+/// a newline ends the entry unless inside parentheses or quotes.
+struct Entries<'a> {
+    text: &'a str,
+    pos: usize,
+    line: u32,
+}
+
+impl<'a> Entries<'a> {
+    fn new(text: &'a str) -> Self {
+        Entries {
+            text,
+            pos: 0,
+            line: 1,
+        }
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        let bytes = self.text.as_bytes();
+        if self.pos >= bytes.len() {
+            return None;
+        }
+        let start = self.pos;
+        let first_line = self.line;
+        let mut depth = 0u32;
+        let mut in_quote = false;
+        let mut in_comment = false;
+        let mut i = start;
+        while i < bytes.len() {
+            let byte = bytes[i];
+            if byte == b'\n' {
+                self.line += 1;
+                in_comment = false;
+                if depth == 0 && !in_quote {
+                    self.pos = i + 1;
+                    let end = if i > start && bytes[i - 1] == b'\r' {
+                        i - 1
+                    } else {
+                        i
+                    };
+                    return Some(Entry {
+                        line: first_line,
+                        text: &self.text[start..end],
+                    });
+                }
+            } else if in_comment {
+                // Skipped to the end of the line.
+            } else if in_quote {
+                match byte {
+                    b'\\' => {
+                        if bytes.get(i + 1) == Some(&b'\n') {
+                            self.line += 1;
+                        }
+                        i += 1;
+                    }
+                    b'"' => in_quote = false,
+                    _ => {}
+                }
+            } else {
+                match byte {
+                    b';' => in_comment = true,
+                    b'"' if depth == 0 => in_quote = true,
+                    b'(' => depth += 1,
+                    b')' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        self.pos = bytes.len();
+        Some(Entry {
+            line: first_line,
+            text: &self.text[start..],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(text: &str) -> Vec<(u32, &str)> {
+        Entries::new(text).map(|e| (e.line, e.text)).collect()
+    }
+
+    #[test]
+    fn entries_follow_parentheses_quotes_and_comments() {
+        let text = "a A 1.2.3.4\n\
+                    @ SOA ns h ( 1 ; serial )\n 2 3 4 5 )\n\
+                    t TXT \"x;y\n(z\"\n\
+                    last A 1.1.1.1";
+        assert_eq!(
+            entries(text),
+            vec![
+                (1, "a A 1.2.3.4"),
+                (2, "@ SOA ns h ( 1 ; serial )\n 2 3 4 5 )"),
+                (4, "t TXT \"x;y\n(z\""),
+                (6, "last A 1.1.1.1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn crlf_line_endings() {
+        assert_eq!(
+            entries("a A 1.2.3.4\r\nb A 1.2.3.5\r\n"),
+            vec![(1, "a A 1.2.3.4"), (2, "b A 1.2.3.5")]
+        );
+    }
+}
