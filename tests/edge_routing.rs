@@ -21,10 +21,12 @@ fn domain(name: &str, origins: &str, port: u16) -> String {
     )
 }
 
+const HEAD: &str = "[cdn]\nzone = \"cdn.example.net\"\nsuffix = \"w.cdn.example.net\"\n\n[[edge]]\nname = \"edge-1\"\ncountry = \"US\"\nipv4 = [\"127.0.1.1\"]\n\n";
+
 /// Replaces cdn.toml atomically (a rename), as an operator's tooling would.
-fn write_config(dir: &std::path::Path, text: &str) {
+fn write_config(dir: &std::path::Path, domains: &str) {
     let tmp = dir.join(".cdn.toml.tmp");
-    std::fs::write(&tmp, text).unwrap();
+    std::fs::write(&tmp, format!("{HEAD}{domains}")).unwrap();
     std::fs::rename(&tmp, dir.join("cdn.toml")).unwrap();
 }
 

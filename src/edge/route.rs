@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::cdn::{self, CdnConfig};
+
 /// What kind of content a domain serves; picks default TTLs and slicing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -88,6 +90,33 @@ pub enum RouteError {
 }
 
 impl OriginSpec {
+    /// The spec of one `[[domain]]` of `cdn.toml`.
+    pub fn from_domain(domain: &cdn::Domain) -> OriginSpec {
+        OriginSpec {
+            domain: domain.name.clone(),
+            business: match domain.business {
+                cdn::Business::SmallFiles => Business::SmallFiles,
+                cdn::Business::LargeFiles => Business::LargeFiles,
+                cdn::Business::Vod => Business::Vod,
+                cdn::Business::Dcdn => Business::Dcdn,
+            },
+            origins: domain
+                .origins
+                .iter()
+                .map(|o| match o {
+                    cdn::Origin::Ip(ip) => OriginAddr::Ip(*ip),
+                    cdn::Origin::Host(host) => OriginAddr::Host(host.to_ascii_lowercase()),
+                })
+                .collect(),
+            port: domain.origin_port,
+            scheme: match domain.origin_scheme {
+                cdn::Scheme::Http => Scheme::Http,
+                cdn::Scheme::Https => Scheme::Https,
+            },
+            host_header: domain.origin_host.clone(),
+        }
+    }
+
     /// The catch-all spec of `--origin URL` (like `varnishd -b`).
     pub fn from_url(url: &str) -> Result<OriginSpec, RouteError> {
         let uri: http::Uri = url.parse().map_err(|_| RouteError::BadUrl(url.into()))?;
@@ -130,6 +159,9 @@ impl OriginSpec {
 /// The domains known from `cdn.toml`: exact names and `*.` wildcards.
 #[derive(Debug, Default)]
 pub struct DomainTable {
+    /// When built from a `cdn.toml`, its own Host matching decides (the same rules as the
+    /// DNS side); `exact` then maps each configured domain name to its spec.
+    cdn: Option<Arc<CdnConfig>>,
     exact: HashMap<String, Arc<OriginSpec>>,
     /// Wildcard suffixes without the `*`, e.g. ".customer.com", longest first.
     wildcards: Vec<(String, Arc<OriginSpec>)>,
@@ -152,6 +184,20 @@ impl DomainTable {
         table
     }
 
+    /// The table of a validated `cdn.toml`.
+    pub fn from_cdn(config: Arc<CdnConfig>) -> DomainTable {
+        let exact = config
+            .domains
+            .iter()
+            .map(|d| (d.name.clone(), Arc::new(OriginSpec::from_domain(d))))
+            .collect();
+        DomainTable {
+            cdn: Some(config),
+            exact,
+            wildcards: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.exact.len() + self.wildcards.len()
     }
@@ -161,6 +207,12 @@ impl DomainTable {
     }
 
     fn lookup(&self, host: &str) -> Option<Arc<OriginSpec>> {
+        if let Some(cdn) = &self.cdn {
+            return cdn
+                .match_host(host)
+                .and_then(|domain| self.exact.get(&domain.name))
+                .cloned();
+        }
         if let Some(spec) = self.exact.get(host) {
             return Some(spec.clone());
         }

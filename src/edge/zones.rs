@@ -2,8 +2,8 @@
 //! when the file changes (a bad edit keeps the previous table and is counted).
 //!
 //! In: the zones directory. Out: a [`DomainTable`] swapped into the [`Router`].
-//! Only the `[[domain]]` entries matter to the edge; the rest of the file is the DNS
-//! server's. (Interim reader until the shared `cdn` module lands; validation is its job.)
+//! Parsing, validation and Host matching are the shared [`crate::cdn`] module's, so the
+//! edge and the DNS server agree on every domain; the edge uses the `[[domain]]` entries.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,15 +12,14 @@ use std::time::Duration;
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
+use crate::cdn::CdnConfig;
 use crate::edge::metrics::{self, Metrics};
-use crate::edge::route::{Business, DomainTable, OriginAddr, OriginSpec, Router, Scheme};
+use crate::edge::route::{DomainTable, Router};
 
 /// Why `cdn.toml` was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ZonesError {
-    #[error("{path}: {message}")]
-    Read { path: PathBuf, message: String },
-    #[error("{path}: {}", .problems.join("; "))]
+    #[error("{}", .problems.join("\n"))]
     Invalid {
         path: PathBuf,
         problems: Vec<String>,
@@ -29,89 +28,15 @@ pub enum ZonesError {
     Watch { path: PathBuf, message: String },
 }
 
-#[derive(serde::Deserialize)]
-struct CdnFile {
-    #[serde(default)]
-    domain: Vec<DomainEntry>,
-}
-
-#[derive(serde::Deserialize)]
-struct DomainEntry {
-    name: String,
-    #[serde(default)]
-    business: Option<String>,
-    #[serde(default)]
-    origins: Vec<String>,
-    #[serde(default)]
-    origin_port: Option<u16>,
-    #[serde(default)]
-    origin_scheme: Option<String>,
-    #[serde(default)]
-    origin_host: Option<String>,
-}
-
-/// Reads `dir/cdn.toml` into a domain table; every problem is reported at once.
+/// Reads and validates `dir/cdn.toml` (the shared `cdn` module) into a domain table.
 pub fn load(dir: &Path) -> Result<DomainTable, ZonesError> {
     let path = dir.join("cdn.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| ZonesError::Read {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    let file: CdnFile = toml::from_str(&text).map_err(|e| ZonesError::Read {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    let mut problems = Vec::new();
-    let mut specs = Vec::new();
-    for d in file.domain {
-        let business = match d.business.as_deref().unwrap_or("small-files") {
-            "small-files" => Business::SmallFiles,
-            "large-files" => Business::LargeFiles,
-            "vod" => Business::Vod,
-            "dcdn" => Business::Dcdn,
-            other => {
-                problems.push(format!("domain {:?}: unknown business {other:?}", d.name));
-                continue;
-            }
-        };
-        let port = d.origin_port.unwrap_or(80);
-        let scheme = match d.origin_scheme.as_deref() {
-            None if port == 443 => Scheme::Https,
-            None | Some("http") => Scheme::Http,
-            Some("https") => Scheme::Https,
-            Some(other) => {
-                problems.push(format!(
-                    "domain {:?}: origin_scheme {other:?} is not http or https",
-                    d.name
-                ));
-                continue;
-            }
-        };
-        if d.origins.is_empty() {
-            problems.push(format!("domain {:?}: no origins", d.name));
-            continue;
-        }
-        let origins = d
-            .origins
-            .iter()
-            .map(|o| match o.parse() {
-                Ok(ip) => OriginAddr::Ip(ip),
-                Err(_) => OriginAddr::Host(o.to_ascii_lowercase()),
-            })
-            .collect();
-        specs.push(OriginSpec {
-            domain: d.name.to_ascii_lowercase(),
-            business,
-            origins,
-            port,
-            scheme,
-            host_header: d.origin_host,
-        });
-    }
-    if problems.is_empty() {
-        Ok(DomainTable::new(specs))
-    } else {
-        Err(ZonesError::Invalid { path, problems })
+    match CdnConfig::load(&path) {
+        Ok(config) => Ok(DomainTable::from_cdn(Arc::new(config))),
+        Err(errors) => Err(ZonesError::Invalid {
+            path,
+            problems: errors.0.iter().map(|e| e.to_string()).collect(),
+        }),
     }
 }
 
@@ -183,47 +108,35 @@ pub fn watch_and_reload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::route::{Business, OriginAddr, Scheme};
+
+    const HEAD: &str = "[cdn]\nzone = \"cdn.example.net\"\nsuffix = \"w.cdn.example.net\"\n\n[[edge]]\nname = \"e1\"\ncountry = \"US\"\nipv4 = [\"127.0.1.1\"]\n\n";
 
     #[test]
-    fn reads_domains_and_reports_all_problems() {
+    fn reads_domains_and_keeps_the_old_table_on_a_bad_edit() {
         let dir = std::env::temp_dir().join(format!("meridian-edge-zones-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("cdn.toml"),
-            r#"
-[cdn]
-zone = "cdn.example.net"
-[[domain]]
-name = "img.customer.com"
-business = "large-files"
-origins = ["127.0.0.1", "Origin.Customer.com"]
-origin_port = 443
-origin_host = "img.customer.com"
-"#,
-        )
-        .unwrap();
+        let domain = "[[domain]]\nname = \"img.customer.com\"\nregion = \"overseas\"\nbusiness = \"large-files\"\norigins = [\"127.0.0.1\", \"origin.example.org\"]\norigin_port = 443\norigin_host = \"img.customer.com\"\n";
+        std::fs::write(dir.join("cdn.toml"), format!("{HEAD}{domain}")).unwrap();
         let table = load(&dir).unwrap();
         assert_eq!(table.len(), 1);
         let router = Router::new(None);
         router.set_domains(table);
-        let spec = router.route("img.customer.com").unwrap();
+        let spec = router.route("IMG.customer.com:8080").unwrap();
         assert_eq!(spec.scheme, Scheme::Https);
         assert_eq!(spec.business, Business::LargeFiles);
         assert_eq!(
             spec.origins[1],
-            OriginAddr::Host("origin.customer.com".into())
+            OriginAddr::Host("origin.example.org".into())
         );
+        assert_eq!(spec.host_header.as_deref(), Some("img.customer.com"));
 
         std::fs::write(
             dir.join("cdn.toml"),
-            "[[domain]]\nname = \"a.com\"\nbusiness = \"huge\"\norigins = [\"1.2.3.4\"]\n[[domain]]\nname = \"b.com\"\n",
+            format!("{HEAD}[[domain]]\nname = \"a.com\"\nbusiness = \"huge\"\n"),
         )
         .unwrap();
-        let err = load(&dir).unwrap_err().to_string();
-        assert!(
-            err.contains("unknown business") && err.contains("no origins"),
-            "{err}"
-        );
+        assert!(load(&dir).is_err());
         let metrics = Metrics::default();
         assert!(reload(&dir, &router, &metrics).is_err());
         assert!(router.route("img.customer.com").is_some(), "old table kept");
