@@ -191,6 +191,7 @@ pub fn edge_view(origin_headers: &HeaderMap, path: &str, business: Business) -> 
         }
         view.remove(CDN_CACHE_CONTROL);
     }
+    clamp_delta_seconds(&mut view);
     let dirs = directives(&view, "cache-control");
     let has_freshness = has_directive(&dirs, "max-age")
         || has_directive(&dirs, "s-maxage")
@@ -205,6 +206,57 @@ pub fn edge_view(origin_headers: &HeaderMap, path: &str, business: Business) -> 
         }
     }
     view
+}
+
+/// RFC 9111 1.2.2: delta-seconds beyond 2^31 count as 2^31. Applied to `Age` and to the
+/// Cache-Control values so that no later time arithmetic can overflow.
+fn clamp_delta_seconds(view: &mut HeaderMap) {
+    const MAX_DELTA: u64 = 2_147_483_648;
+    // All digits but over 2^31 (or over u64): clamp. Anything else is left to the parser.
+    let too_big = |text: &str| {
+        let digits = text.trim().trim_matches('"');
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u64>().map_or(true, |n| n > MAX_DELTA)
+    };
+    if view
+        .get_all(header::AGE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(too_big))
+    {
+        view.insert(header::AGE, HeaderValue::from(MAX_DELTA));
+    }
+    let values: Vec<HeaderValue> = view
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .cloned()
+        .collect();
+    let clamp = |text: &str| {
+        text.split(',')
+            .map(|d| match d.split_once('=') {
+                Some((k, n)) if too_big(n) => format!("{}={MAX_DELTA}", k.trim()),
+                _ => d.trim().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let needs = values.iter().any(|v| {
+        v.to_str().is_ok_and(|t| {
+            t.split(',')
+                .any(|d| d.split_once('=').is_some_and(|(_, n)| too_big(n)))
+        })
+    });
+    if needs {
+        view.remove(header::CACHE_CONTROL);
+        for value in values {
+            let fixed = value
+                .to_str()
+                .map(clamp)
+                .ok()
+                .and_then(|t| HeaderValue::from_str(&t).ok());
+            view.append(header::CACHE_CONTROL, fixed.unwrap_or(value));
+        }
+    }
 }
 
 /// Freshness facts kept beside a stored response.
@@ -284,7 +336,7 @@ fn freshness_of(
     dirs: &[(String, Option<String>)],
     now: SystemTime,
 ) -> Freshness {
-    let lifetime = policy.time_to_live(now) + policy.age(now);
+    let lifetime = policy.time_to_live(now).saturating_add(policy.age(now));
     Freshness {
         lifetime_secs: lifetime.as_secs(),
         stale_while_revalidate_secs: seconds_directive(dirs, "stale-while-revalidate")
@@ -745,5 +797,100 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn huge_numbers_are_clamped_not_overflowed() {
+        let d = store(
+            "/x",
+            &[
+                ("age", "18446744073709551615"),
+                ("cache-control", "max-age=99999999999999999999"),
+            ],
+        );
+        assert_eq!(lifetime(d), 2_147_483_648);
+        let view = edge_view(
+            &headers(&[("age", "99999999999")]),
+            "/x",
+            Business::SmallFiles,
+        );
+        assert_eq!(view["age"], "2147483648");
+    }
+
+    #[test]
+    fn arbitrary_header_values_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let names = [
+            "cache-control",
+            "cdn-cache-control",
+            "expires",
+            "age",
+            "date",
+            "etag",
+            "last-modified",
+            "vary",
+            "set-cookie",
+            "pragma",
+            "if-none-match",
+            "if-modified-since",
+            "range",
+            "if-range",
+            "authorization",
+        ];
+        let pieces = [
+            "max-age=",
+            "s-maxage=",
+            "no-store",
+            "no-cache",
+            "private",
+            "public",
+            ",",
+            "=",
+            "\"",
+            "W/",
+            "*",
+            "stale-if-error=",
+            "stale-while-revalidate=",
+            "bytes=",
+            "-",
+            "18446744073709551616",
+            "18446744073709551615",
+            "4294967296",
+            "0",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            " ",
+            ";",
+            "must-revalidate",
+        ];
+        for _ in 0..3000 {
+            let mut req = HeaderMap::new();
+            let mut resp = HeaderMap::new();
+            for map in [&mut req, &mut resp] {
+                for _ in 0..rng.random_range(0..6) {
+                    let name = names[rng.random_range(0..names.len())];
+                    let value: String = (0..rng.random_range(0..5))
+                        .map(|_| pieces[rng.random_range(0..pieces.len())])
+                        .collect();
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        map.append(name, value);
+                    }
+                }
+            }
+            let r = CacheRequest::new("example.com", "/a.jpg?x", &req);
+            let now = now() + Duration::from_secs(rng.random_range(0..100_000));
+            if let StoreDecision::Store { policy, freshness } =
+                decide_store(&r, StatusCode::OK, &resp, Business::Vod, now)
+            {
+                let later = now + Duration::from_secs(rng.random_range(0..100_000));
+                let _ = reuse(&policy, &freshness, resp.contains_key("vary"), &r, later);
+                let _ = may_serve_on_error(&policy, &freshness, later);
+                let _ = revalidated(&r, StatusCode::OK, &resp, &req, Business::Vod, later);
+            }
+            let _ = client_not_modified(&req, StatusCode::OK, &resp);
+            let _ = crate::edge::range::answer(&req, &resp, rng.random_range(0..1000));
+            let mut stripped = resp.clone();
+            strip_hop_by_hop(&mut stripped);
+        }
     }
 }
