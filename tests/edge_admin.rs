@@ -144,6 +144,8 @@ async fn health_status_and_metrics() {
     assert_eq!(json["cache"]["disk_bytes"], "body of /m.txt".len());
     assert_eq!(json["cache"]["memory_entries"], 1);
     assert_eq!(json["cache"]["entries_per_domain"]["*"], 1);
+    assert_eq!(json["per_domain"]["*"]["requests"], 2);
+    assert_eq!(json["per_domain"]["*"]["hits"], 1);
 
     let metrics = client.get(&edge.admin_url("/metrics"), &[]).await;
     let text = String::from_utf8_lossy(&metrics.body);
@@ -154,6 +156,8 @@ async fn health_status_and_metrics() {
         "meridian_edge_bytes_from_cache_total 14",
         "meridian_edge_bytes_from_origin_total 14",
         "meridian_edge_origin_errors_total 0",
+        "meridian_edge_domain_requests_total{domain=\"*\"} 2",
+        "meridian_edge_domain_hits_total{domain=\"*\"} 1",
     ] {
         assert!(
             text.lines().any(|l| l == line),

@@ -112,6 +112,13 @@ fn status(edge: &Edge) -> serde_json::Value {
         "hits": m.hits.load(Relaxed),
         "misses": m.misses.load(Relaxed),
         "origin_errors": m.origin_errors.load(Relaxed),
+        "per_domain": m
+            .per_domain()
+            .into_iter()
+            .map(|(domain, requests, hits)| {
+                (domain, serde_json::json!({ "requests": requests, "hits": hits }))
+            })
+            .collect::<serde_json::Map<_, _>>(),
     })
 }
 

@@ -3,8 +3,17 @@
 //! In: increments from the proxy, the cache and the origin client. Out: the text exposition
 //! served at `GET /metrics`. Lock-free (atomics); no I/O.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counts of one accelerated domain ("*" is the `--origin` catch-all).
+#[derive(Debug, Default)]
+pub struct DomainCounters {
+    pub requests: AtomicU64,
+    pub hits: AtomicU64,
+}
 
 /// Every edge counter. Names are the Prometheus names without the `meridian_edge_` prefix.
 #[derive(Debug, Default)]
@@ -25,6 +34,7 @@ pub struct Metrics {
     pub unknown_host: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
+    per_domain: Mutex<HashMap<String, Arc<DomainCounters>>>,
 }
 
 /// Adds one to a counter.
@@ -38,6 +48,32 @@ pub fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Metrics {
+    /// The counters of one domain (created on first use).
+    pub fn domain(&self, name: &str) -> Arc<DomainCounters> {
+        let mut map = self.per_domain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(counters) = map.get(name) {
+            return counters.clone();
+        }
+        map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// `(domain, requests, hits)`, sorted by domain.
+    pub fn per_domain(&self) -> Vec<(String, u64, u64)> {
+        let map = self.per_domain.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map
+            .iter()
+            .map(|(name, c)| {
+                (
+                    name.clone(),
+                    c.requests.load(Ordering::Relaxed),
+                    c.hits.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Prometheus text exposition; `gauges` are extra (name, help, value) lines.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let counters: [(&str, &str, &AtomicU64); 16] = [
@@ -131,6 +167,23 @@ impl Metrics {
                 "meridian_edge_{name} {}",
                 value.load(Ordering::Relaxed)
             );
+        }
+        let domains = self.per_domain();
+        for (metric, help, pick) in [
+            (
+                "domain_requests_total",
+                "Client requests per accelerated domain.",
+                0,
+            ),
+            ("domain_hits_total", "Cache hits per accelerated domain.", 1),
+        ] {
+            let _ = writeln!(out, "# HELP meridian_edge_{metric} {help}");
+            let _ = writeln!(out, "# TYPE meridian_edge_{metric} counter");
+            for (domain, requests, hits) in &domains {
+                let value = if pick == 0 { requests } else { hits };
+                let domain = domain.replace('\\', "\\\\").replace('"', "\\\"");
+                let _ = writeln!(out, "meridian_edge_{metric}{{domain=\"{domain}\"}} {value}");
+            }
         }
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP meridian_edge_{name} {help}");

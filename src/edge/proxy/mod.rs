@@ -32,7 +32,7 @@ use crate::edge::cache::coalesce::{self, Coalescer, Join};
 use crate::edge::cache::disk::{META_VERSION, StoredMeta};
 use crate::edge::cache::policy::{self, CDN_CACHE_CONTROL, CacheRequest, Reuse, StoreDecision};
 use crate::edge::cache::{Cache, Entry, EntryId, Fill, FillWriter, headers_to_pairs};
-use crate::edge::metrics::{self, Metrics};
+use crate::edge::metrics::{self, DomainCounters, Metrics};
 use crate::edge::origin::{OriginClient, OriginError, OriginErrorKind, OriginRequest};
 use crate::edge::range::{self, RangeAnswer};
 use crate::edge::route::{OriginSpec, Router, normalize_host};
@@ -134,6 +134,7 @@ struct Ctx {
     version: Version,
     /// For one slice of a sliced object: `(index, slice size)`; the key names the slice.
     slice: Option<(u64, u64)>,
+    counters: Arc<DomainCounters>,
 }
 
 impl Ctx {
@@ -217,6 +218,7 @@ impl Edge {
             .map(|p| p.as_str().to_string())
             .filter(|p| p.starts_with('/'))
             .unwrap_or_else(|| "/".to_string());
+        let spec_domain = spec.domain.clone();
         let ctx = Ctx {
             primary: policy::primary_key(&host, &target),
             view: CacheRequest::new(&host, &target, req.headers()),
@@ -227,7 +229,9 @@ impl Edge {
             client,
             version: req.version(),
             slice: None,
+            counters: self.metrics.domain(&spec_domain),
         };
+        metrics::inc(&ctx.counters.requests);
         if req.method() == Method::CONNECT {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -251,6 +255,7 @@ impl Edge {
             Some((entry, Reuse::Fresh)) => {
                 if let Some(response) = self.try_respond_entry(ctx, &entry, Served::Hit).await {
                     metrics::inc(&self.metrics.hits);
+                    metrics::inc(&ctx.counters.hits);
                     return response;
                 }
                 None
@@ -259,6 +264,7 @@ impl Edge {
                 let served = Served::StaleWhileRevalidate;
                 if let Some(response) = self.try_respond_entry(ctx, &entry, served).await {
                     metrics::inc(&self.metrics.hits);
+                    metrics::inc(&ctx.counters.hits);
                     metrics::inc(&self.metrics.stale_served);
                     self.spawn_refresh(ctx, entry.clone());
                     return response;
@@ -517,6 +523,7 @@ impl Edge {
             }
             Outcome::Revalidated(entry) => {
                 metrics::inc(&self.metrics.hits);
+                metrics::inc(&ctx.counters.hits);
                 self.respond_entry(ctx, entry, Served::Revalidated).await
             }
             Outcome::Pass {
@@ -818,6 +825,7 @@ impl Edge {
                 "{host:?} is not an accelerated domain on this edge"
             ));
         };
+        let spec_domain = spec.domain.clone();
         let ctx = Ctx {
             primary: policy::primary_key(&host, &target),
             view: CacheRequest::new(&host, &target, &HeaderMap::new()),
@@ -828,6 +836,7 @@ impl Edge {
             client: SocketAddr::from(([127, 0, 0, 1], 0)),
             version: Version::HTTP_11,
             slice: None,
+            counters: self.metrics.domain(&spec_domain),
         };
         let response = self.serve_cacheable(&ctx).await;
         let status = response.status().as_u16();

@@ -231,10 +231,12 @@ impl Edge {
         let stale = match self.cache.lookup(&sctx.primary, &sctx.view, now) {
             Some((entry, Reuse::Fresh)) => {
                 metrics::inc(&self.metrics.hits);
+                metrics::inc(&ctx.counters.hits);
                 return describe(index, Source::Stored(entry), true);
             }
             Some((entry, Reuse::StaleWhileRevalidate)) => {
                 metrics::inc(&self.metrics.hits);
+                metrics::inc(&ctx.counters.hits);
                 metrics::inc(&self.metrics.stale_served);
                 self.spawn_refresh(&sctx, entry.clone());
                 return describe(index, Source::Stored(entry), true);
