@@ -123,3 +123,23 @@ async fn h2c_clients_are_served() {
     }
     assert_eq!(origin.count("/h2.txt"), 1);
 }
+
+#[tokio::test]
+async fn objects_larger_than_the_disk_tier_are_served_but_not_stored() {
+    let origin = origin()
+        .route(
+            "/known.bin",
+            Reply::generated(5000).header("cache-control", "max-age=600"),
+        )
+        .start()
+        .await;
+    let dir = temp_dir("toolarge");
+    let edge = TestEdge::start(config(&origin.url(), &dir, 4000)).await;
+    let client = Client::default();
+    for _ in 0..2 {
+        let got = client.get(&edge.url("/known.bin"), &[]).await;
+        assert_eq!((got.status, got.body.len()), (StatusCode::OK, 5000));
+    }
+    assert_eq!(origin.count("/known.bin"), 2);
+    assert_eq!(edge.edge.cache.stats().entries, 0);
+}

@@ -421,6 +421,12 @@ impl Cache {
         expected_len: Option<u64>,
         frame_timeout: Duration,
     ) -> io::Result<(Arc<Fill>, FillWriter)> {
+        if expected_len.is_some_and(|len| len > self.disk_capacity) {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "object larger than the disk tier",
+            ));
+        }
         let (temp_path, file) = self.disk.create_temp_body()?;
         let file = Arc::new(file);
         let (progress_tx, progress_rx) = watch::channel(Progress::Writing(0));
@@ -578,6 +584,12 @@ impl FillWriter {
                 got: written,
                 expected,
             });
+        }
+        if written > self.cache.disk_capacity {
+            // Served to the clients that followed it, never stored: it would evict everything.
+            let _ = std::fs::remove_file(&self.temp_path);
+            tracing::info!(key = %self.meta.primary, bytes = written, "object larger than the disk tier; not stored");
+            return Ok(written);
         }
         self.meta.body_len = written;
         self.meta.body_sha256 = hex::encode(hasher.finalize());

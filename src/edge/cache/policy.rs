@@ -177,9 +177,14 @@ fn seconds_directive(dirs: &[(String, Option<String>)], name: &str) -> Option<Du
 }
 
 /// The response headers the edge's decisions read: `CDN-Cache-Control` replaces
-/// `Cache-Control`, `Expires` and `Pragma` when present (RFC 9213), and a static path with no
-/// freshness information gets the business type's default TTL.
-pub fn edge_view(origin_headers: &HeaderMap, path: &str, business: Business) -> HeaderMap {
+/// `Cache-Control`, `Expires` and `Pragma` when present (RFC 9213), and a 200 for a static
+/// path with no freshness information gets the business type's default TTL.
+pub fn edge_view(
+    status: StatusCode,
+    origin_headers: &HeaderMap,
+    path: &str,
+    business: Business,
+) -> HeaderMap {
     let mut view = origin_headers.clone();
     if view.contains_key(CDN_CACHE_CONTROL) {
         let targeted: Vec<HeaderValue> = view.get_all(CDN_CACHE_CONTROL).iter().cloned().collect();
@@ -199,7 +204,7 @@ pub fn edge_view(origin_headers: &HeaderMap, path: &str, business: Business) -> 
     let forbids = ["no-store", "no-cache", "private"]
         .iter()
         .any(|d| has_directive(&dirs, d));
-    if !has_freshness && !forbids && is_static_path(path) {
+    if status == StatusCode::OK && !has_freshness && !forbids && is_static_path(path) {
         let ttl = default_ttl(business).as_secs();
         if let Ok(value) = HeaderValue::from_str(&format!("max-age={ttl}")) {
             view.append(header::CACHE_CONTROL, value);
@@ -289,7 +294,7 @@ pub fn decide_store(
     business: Business,
     now: SystemTime,
 ) -> StoreDecision {
-    let view = edge_view(origin_headers, req.path(), business);
+    let view = edge_view(status, origin_headers, req.path(), business);
     let dirs = directives(&view, "cache-control");
     if view.contains_key(header::SET_COOKIE) && !has_directive(&dirs, "public") {
         return StoreDecision::Pass("set-cookie");
@@ -371,7 +376,7 @@ pub fn revalidated(
             merged.append(name.clone(), value.clone());
         }
     }
-    let view = edge_view(&merged, req.path(), business);
+    let view = edge_view(status, &merged, req.path(), business);
     let dirs = directives(&view, "cache-control");
     let policy = policy_for(req, status, view, now);
     let freshness = freshness_of(&policy, &dirs, now);
@@ -628,6 +633,15 @@ mod tests {
             now(),
         );
         assert_eq!(lifetime(d), 86400);
+        // Only a 200 gets the default: a 404 for a missing image is not kept an hour.
+        let d = decide_store(
+            &req("/gone.png", &[]),
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            Business::SmallFiles,
+            now(),
+        );
+        assert!(matches!(d, StoreDecision::Pass("dynamic")));
         // A validator without freshness is stored and revalidated each time.
         assert_eq!(lifetime(store("/api/x", &[("etag", "\"1\"")])), 0);
         // no-cache on a static path keeps the RFC meaning.
@@ -810,6 +824,7 @@ mod tests {
         );
         assert_eq!(lifetime(d), 2_147_483_648);
         let view = edge_view(
+            StatusCode::OK,
             &headers(&[("age", "99999999999")]),
             "/x",
             Business::SmallFiles,

@@ -436,6 +436,9 @@ impl Edge {
                         Arc::new(Outcome::Fill(fill)),
                         Some((writer, response.into_body())),
                     ),
+                    Err(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+                        (pass(response, "too-large", false), None)
+                    }
                     Err(error) => {
                         tracing::warn!(%error, key = %ctx.primary, "cannot start a cache fill; forwarding");
                         (pass(response, "cache-write-error", false), None)
