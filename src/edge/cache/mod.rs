@@ -600,13 +600,23 @@ impl FillWriter {
             self.id,
             self.meta.clone(),
         );
-        let meta = tokio::task::spawn_blocking(move || {
+        let committed = tokio::task::spawn_blocking(move || {
             file.sync_data()?;
             disk.commit(&id, &temp, &mut meta)?;
             Ok::<_, io::Error>(meta)
         })
         .await
-        .map_err(io::Error::other)??;
+        .map_err(io::Error::other)
+        .and_then(|result| result);
+        let meta = match committed {
+            Ok(meta) => meta,
+            Err(error) => {
+                // The body is whole: its readers finish; it is just not kept.
+                tracing::warn!(key = %self.meta.primary, %error, "cannot commit a cache entry");
+                let _ = std::fs::remove_file(&self.temp_path);
+                return Ok(written);
+            }
+        };
         // Insert first: it drops any memory copy of the entry this one replaces.
         self.cache.insert(Arc::new(Entry::new(self.id, meta)));
         if let Some(bytes) = in_memory {
@@ -625,7 +635,8 @@ impl FillWriter {
         tokio::task::spawn_blocking(move || file.write_all_at(&chunk, written))
             .await
             .map_err(io::Error::other)??;
-        if publish {
+        // The last byte of a body of known length is published only with the commit.
+        if publish && self.expected_len != Some(written + len) {
             self.progress.send_replace(Progress::Writing(written + len));
         }
         Ok(written + len)
