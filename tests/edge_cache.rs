@@ -520,3 +520,20 @@ async fn concurrent_clients_of_a_large_object_follow_one_streaming_fill() {
     }
     assert_eq!(origin.count("/large.bin"), 1);
 }
+
+#[tokio::test]
+async fn an_origin_that_never_answers_gives_504() {
+    let origin = origin()
+        .route("/slow", Reply::ok("late").delay(Duration::from_secs(30)))
+        .start()
+        .await;
+    let edge = TestEdge::start(meridian::edge::EdgeConfig {
+        catch_all: Some(meridian::edge::route::OriginSpec::from_url(&origin.url()).unwrap()),
+        origin_response_timeout: Duration::from_millis(500),
+        ..meridian::edge::EdgeConfig::default()
+    })
+    .await;
+    let got = Client::default().get(&edge.url("/slow"), &[]).await;
+    assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(String::from_utf8_lossy(&got.body).contains("no response within"));
+}

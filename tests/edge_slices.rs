@@ -177,3 +177,38 @@ async fn an_origin_ignoring_ranges_falls_back_to_whole_objects() {
         (StatusCode::PARTIAL_CONTENT, &b"ranged"[..])
     );
 }
+
+#[tokio::test]
+async fn prefetch_warms_the_slices_of_a_sliced_object() {
+    let len = 3 * MIB;
+    let origin = origin()
+        .route(
+            "/p.bin",
+            Reply::generated(len).header("cache-control", "max-age=600"),
+        )
+        .start()
+        .await;
+    let edge = sliced_edge(origin.addr.port(), MIB).await;
+    let client = Client::default();
+    let warm = client
+        .send(
+            http::Method::POST,
+            &edge.admin_url("/prefetch?url=http://dl.customer.com/p.bin"),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(warm.status, StatusCode::OK);
+    assert_eq!(origin.count("/p.bin"), 3);
+    let got = client
+        .get(
+            &edge.url("/p.bin"),
+            &[
+                ("range", "bytes=1048570-1048580"),
+                ("host", "dl.customer.com"),
+            ],
+        )
+        .await;
+    assert_eq!(got.body.as_ref(), expected(1048570, 1048581).as_slice());
+    assert_eq!(origin.count("/p.bin"), 3);
+}

@@ -690,7 +690,11 @@ impl Edge {
             slice: None,
             counters: self.metrics.domain(&spec_domain),
         };
-        let response = self.serve_cacheable(&ctx).await;
+        let response = if ctx.spec.business.sliced() {
+            self.serve_sliced(&ctx).await
+        } else {
+            self.serve_cacheable(&ctx).await
+        };
         let status = response.status().as_u16();
         let cache_status = response
             .headers()
