@@ -8,6 +8,15 @@
 //! admin  : /health /status /metrics /purge /prefetch
 //! ```
 //!
+//! - [`route`]: Host -> [`route::OriginSpec`] (`--origin` catch-all, `--zones` domains).
+//! - [`zones`]: `cdn.toml` through the shared [`crate::cdn`] module, hot-reloaded.
+//! - [`proxy`]: the request path (lookup, coalesced fetches, slices, client responses).
+//! - [`cache`]: [`cache::policy`] (pure RFC 9111 decisions), [`cache::memory`],
+//!   [`cache::disk`], [`cache::fill`] (streaming writes), [`cache::coalesce`].
+//! - [`origin`]: pooled HTTP/HTTPS client with failover; [`range`]: byte ranges (pure).
+//! - [`server`]: accept loop and graceful shutdown; [`admin`]: the admin endpoints;
+//!   [`metrics`]: every edge counter name.
+//!
 //! The binary parses flags and binds sockets; [`run`] does the rest until the shutdown
 //! token is cancelled, then drains connections.
 
