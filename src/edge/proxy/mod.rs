@@ -530,6 +530,18 @@ impl Edge {
                 )
             }
             Outcome::Revalidated(entry) => {
+                let matches = policy::reuse(
+                    &entry.meta.policy,
+                    &entry.meta.freshness,
+                    entry.varies,
+                    &ctx.view,
+                    now,
+                )
+                .is_some();
+                if !matches && may_refetch {
+                    // Another Vary variant was revalidated: fetch ours.
+                    return Box::pin(self.uncoalesced(ctx, stale)).await;
+                }
                 metrics::inc(&self.metrics.hits);
                 metrics::inc(&ctx.counters.hits);
                 self.respond_entry(ctx, entry, Served::Revalidated).await
