@@ -240,6 +240,8 @@ pub(super) fn file_body(
         end: Option<u64>,
         progress: watch::Receiver<Progress>,
         done: bool,
+        /// Reused once the previous chunk has been written out (no fresh pages per chunk).
+        buf: BytesMut,
     }
     let state = State {
         file,
@@ -247,6 +249,7 @@ pub(super) fn file_body(
         end,
         progress,
         done: false,
+        buf: BytesMut::new(),
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
@@ -266,17 +269,22 @@ pub(super) fn file_body(
             if st.pos < limit {
                 let want = (limit - st.pos).min(CHUNK as u64) as usize;
                 let (file, pos) = (st.file.clone(), st.pos);
+                let mut buf = std::mem::take(&mut st.buf);
                 let read = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; want];
+                    buf.clear();
+                    buf.reserve(want);
+                    buf.resize(want, 0);
                     let n = file.read_at(&mut buf, pos)?;
                     buf.truncate(n);
                     Ok::<_, io::Error>(buf)
                 })
                 .await;
                 return match read {
-                    Ok(Ok(buf)) if !buf.is_empty() => {
+                    Ok(Ok(mut buf)) if !buf.is_empty() => {
                         st.pos += buf.len() as u64;
-                        Some((Ok(Frame::data(Bytes::from(buf))), st))
+                        let chunk = buf.split().freeze();
+                        st.buf = buf;
+                        Some((Ok(Frame::data(chunk)), st))
                     }
                     Ok(Ok(_)) => {
                         st.done = true;
