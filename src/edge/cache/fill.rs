@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::disk::StoredMeta;
-use super::{CHUNK, Cache, Entry, EntryId};
+use super::{Cache, Entry, EntryId, READ_CHUNK, WRITE_CHUNK};
 use crate::edge::body::{Body, BodyError};
 use crate::edge::metrics::{self, Metrics};
 
@@ -150,7 +150,7 @@ impl FillWriter {
                 }
             }
             pending.extend_from_slice(&data);
-            if pending.len() >= CHUNK / 4 {
+            if pending.len() >= WRITE_CHUNK {
                 written = self.flush(&mut pending, written, true).await?;
             }
         }
@@ -267,7 +267,7 @@ pub(super) fn file_body(
             };
             let limit = st.end.map_or(available, |e| e.min(available));
             if st.pos < limit {
-                let want = (limit - st.pos).min(CHUNK as u64) as usize;
+                let want = (limit - st.pos).min(READ_CHUNK as u64) as usize;
                 let (file, pos) = (st.file.clone(), st.pos);
                 let mut buf = std::mem::take(&mut st.buf);
                 let read = tokio::task::spawn_blocking(move || {

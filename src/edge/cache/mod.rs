@@ -43,8 +43,10 @@ use policy::CacheRequest;
 
 /// At most this many Vary variants are kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 16;
-/// Reads from files and writes of fills happen in chunks of this size.
-const CHUNK: usize = 256 << 10;
+/// Files are read in chunks of this size (one blocking-pool hop each).
+const READ_CHUNK: usize = 256 << 10;
+/// A fill writes (and shows its readers) what it received in chunks of this size.
+const WRITE_CHUNK: usize = 64 << 10;
 
 /// Identifies one stored variant: sha256 of the primary key and the request's values of the
 /// response's Vary fields. Also the disk file name.
