@@ -537,3 +537,33 @@ async fn an_origin_that_never_answers_gives_504() {
     assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT);
     assert!(String::from_utf8_lossy(&got.body).contains("no response within"));
 }
+
+#[tokio::test]
+async fn a_post_also_invalidates_the_url_its_location_names() {
+    let origin = origin()
+        .route(
+            "/list",
+            Reply::ok("list").header("cache-control", "max-age=60"),
+        )
+        .route(
+            "/new",
+            Reply::status(201, "created").header("location", "/list"),
+        )
+        .start()
+        .await;
+    let edge = TestEdge::for_origin(&origin.url()).await;
+    let client = Client::default();
+    client.get(&edge.url("/list"), &[]).await;
+    assert_eq!(
+        client.get(&edge.url("/list"), &[]).await.header("x-cache"),
+        "HIT"
+    );
+    let created = client
+        .send(Method::POST, &edge.url("/new"), &[], Bytes::from("x"))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(
+        client.get(&edge.url("/list"), &[]).await.header("x-cache"),
+        "MISS"
+    );
+}

@@ -619,6 +619,14 @@ impl Edge {
                 let status = response.status();
                 if !safe && (status.is_success() || status.is_redirection()) {
                     self.remove_url(&ctx.primary);
+                    // RFC 9111 4.4: also the URLs it names, when on the same host.
+                    let host = normalize_host(&ctx.host_raw);
+                    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+                        let named = response.headers().get(name).and_then(|v| v.to_str().ok());
+                        if let Some(target) = named.and_then(|v| same_host_target(&host, v)) {
+                            self.remove_url(&policy::primary_key(&host, &target));
+                        }
+                    }
                 }
                 self.respond_forwarded(ctx, response, Served::Method)
             }
@@ -740,6 +748,15 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     Ok((host, target.to_string()))
 }
 
+/// The target of a Location-like value if it names `host` (or is a relative path).
+fn same_host_target(host: &str, value: &str) -> Option<String> {
+    if value.starts_with('/') && !value.starts_with("//") {
+        return Some(value.to_string());
+    }
+    let (url_host, target) = split_url(value).ok()?;
+    (url_host == host).then_some(target)
+}
+
 fn pass(response: Response<Incoming>, reason: &'static str, server_error: bool) -> Arc<Outcome> {
     Arc::new(Outcome::Pass {
         response: Mutex::new(Some(response)),
@@ -773,6 +790,18 @@ mod tests {
         assert!(cdn_loop_names(&h, "meridian-edge"));
         assert!(!cdn_loop_names(&h, "meridian"));
         assert!(!cdn_loop_names(&HeaderMap::new(), "meridian-edge"));
+    }
+
+    #[test]
+    fn location_targets_on_the_same_host_only() {
+        assert_eq!(same_host_target("a.com", "/x?1").as_deref(), Some("/x?1"));
+        assert_eq!(
+            same_host_target("a.com", "http://A.com/y").as_deref(),
+            Some("/y")
+        );
+        assert_eq!(same_host_target("a.com", "http://b.com/y"), None);
+        assert_eq!(same_host_target("a.com", "//b.com/y"), None);
+        assert_eq!(same_host_target("a.com", "relative"), None);
     }
 
     #[test]
