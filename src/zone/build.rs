@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::key::{KeyHasher, NameKey, key_of, parent_key};
-use super::read::{Loc, ReadFile, read_zone_file};
+use super::read::{Loc, ReadFile, read_zone_file, read_zone_text};
 use super::{Node, RrSet, Zone, ZoneError};
 
 /// The result of loading one top-level zone file.
@@ -47,6 +47,15 @@ pub(crate) fn load_zone_file(path: &Path) -> LoadedZone {
     LoadedZone { zone, files }
 }
 
+/// Parses and validates zone `text` for `origin` without touching the file system
+/// (`$INCLUDE` is refused). Errors name the file `<text>`.
+pub(crate) fn zone_from_text(origin: &Name, text: &str) -> Result<Zone, Vec<ZoneError>> {
+    let label = Path::new("<text>");
+    let read = read_zone_text(label, text, Some(origin.clone()), false);
+    let origin = read.origin.clone().unwrap_or_else(|| origin.clone());
+    build_zone(label, origin, read)
+}
+
 /// The origin given by a file name (`example.com.zone` -> `example.com.`), or why there is
 /// none (used only when the file has no `$ORIGIN` either).
 fn origin_from_file_name(path: &Path) -> (Option<Name>, Option<String>) {
@@ -78,6 +87,12 @@ struct PendingRrSet {
     ttl: u32,
     rdatas: Vec<RData>,
     locs: Vec<Loc>,
+}
+
+impl PendingRrSet {
+    fn first_line(&self) -> u32 {
+        self.locs.first().map_or(0, |loc| loc.line)
+    }
 }
 
 #[derive(Default)]
@@ -238,7 +253,8 @@ impl Builder {
                 if !cname.rdatas.contains(&record.data) {
                     problem = Some(format!(
                         "{} has more than one CNAME (first on line {}): a name can alias only one target",
-                        record.name, cname.locs[0].line
+                        record.name,
+                        cname.first_line()
                     ));
                 }
             } else if let Some(other) = node
@@ -248,7 +264,9 @@ impl Builder {
             {
                 problem = Some(format!(
                     "{} has a CNAME and {} data (line {}): a CNAME must be alone at its name",
-                    record.name, other.rtype, other.locs[0].line
+                    record.name,
+                    other.rtype,
+                    other.first_line()
                 ));
             }
         } else if !allowed_beside_cname(rtype)
@@ -256,7 +274,8 @@ impl Builder {
         {
             problem = Some(format!(
                 "{} has {rtype} data and a CNAME (line {}): a CNAME must be alone at its name",
-                record.name, cname.locs[0].line
+                record.name,
+                cname.first_line()
             ));
         }
         if let Some(message) = problem {

@@ -144,6 +144,13 @@ impl Zone {
         self.nodes.contains_key(WireName::new(name).bytes())
     }
 
+    /// Parses and validates one zone from text, with `origin` unless the text sets
+    /// `$ORIGIN` before its first record. `$INCLUDE` is refused: nothing is read from disk.
+    /// For tests and fuzzing; errors name the file `<text>`.
+    pub fn from_text(origin: &Name, text: &str) -> Result<Zone, ZoneErrors> {
+        build::zone_from_text(origin, text).map_err(ZoneErrors)
+    }
+
     /// The SOA for negative answers, TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5).
     pub fn negative_soa(&self) -> Record {
         self.negative_soa.clone()

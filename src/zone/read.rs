@@ -70,10 +70,35 @@ struct Reader {
     seen_record: bool,
     origin_at_first_record: Option<Name>,
     include_stack: Vec<PathBuf>,
+    allow_include: bool,
 }
 
 /// Reads `path` with `default_origin` (from the file name) as the initial origin.
 pub(crate) fn read_zone_file(path: &Path, default_origin: Option<Name>) -> ReadFile {
+    match std::fs::read_to_string(path) {
+        Ok(text) => read_zone_text(path, &text, default_origin, true),
+        Err(err) => ReadFile {
+            origin: None,
+            records: Vec::new(),
+            files: vec![path.to_path_buf()],
+            errors: vec![ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read the zone file: {err}"),
+            }],
+            unreadable: true,
+        },
+    }
+}
+
+/// Reads zone `text` as if it were the file `path`. Without `allow_include`, `$INCLUDE` is
+/// an error (for text that does not come from the operator's directory, e.g. fuzzing).
+pub(crate) fn read_zone_text(
+    path: &Path,
+    text: &str,
+    default_origin: Option<Name>,
+    allow_include: bool,
+) -> ReadFile {
     let mut reader = Reader {
         out: ReadFile {
             origin: None,
@@ -87,34 +112,15 @@ pub(crate) fn read_zone_file(path: &Path, default_origin: Option<Name>) -> ReadF
         seen_record: false,
         origin_at_first_record: None,
         include_stack: Vec::new(),
+        allow_include,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let mut cursor = Cursor {
-                origin: default_origin.clone(),
-                last_owner: None,
-            };
-            reader.read_text(path, &text, &mut cursor);
-        }
-        Err(err) => {
-            reader.out.unreadable = true;
-            reader.out.errors.push(ZoneError {
-                file: path.to_path_buf(),
-                line: None,
-                message: format!("cannot read the zone file: {err}"),
-            });
-        }
-    }
+    let mut cursor = Cursor {
+        origin: default_origin.clone(),
+        last_owner: None,
+    };
+    reader.read_text(path, text, &mut cursor);
     let mut out = reader.out;
-    out.origin = if reader.seen_record {
-        reader.origin_at_first_record
-    } else {
-        None
-    }
-    .or(default_origin);
-    if out.files.is_empty() {
-        out.files.push(path.to_path_buf());
-    }
+    out.origin = reader.origin_at_first_record.or(default_origin);
     out
 }
 
@@ -198,6 +204,11 @@ impl Reader {
         loc: Loc,
         cursor: &Cursor,
     ) {
+        if !self.allow_include {
+            self.out
+                .error_at(loc, "$INCLUDE is not allowed in this zone text".to_owned());
+            return;
+        }
         let file = file.trim_matches('"');
         // Relative to the including file, not to the working directory.
         let target = match including.parent() {

@@ -588,3 +588,19 @@ fn unreadable_zone_file_is_an_error() {
     assert_eq!(errors.0[0].file, missing);
     assert!(errors.0[0].message.contains("cannot read"), "{}", errors);
 }
+
+#[test]
+fn zone_from_text_loads_without_files_and_refuses_include() {
+    let origin = name("example.org.");
+    let zone = Zone::from_text(&origin, HEAD).expect("text zone");
+    assert_eq!(
+        rdatas(&zone.lookup(&name("ns.example.org."), RecordType::A).answers),
+        vec![a([192, 0, 2, 7])]
+    );
+    let errors = Zone::from_text(&origin, &format!("{HEAD}$INCLUDE /etc/hostname\n"))
+        .expect_err("include refused");
+    assert_eq!(
+        errors.to_string(),
+        "<text>:6: $INCLUDE is not allowed in this zone text"
+    );
+}
