@@ -75,15 +75,15 @@ fn write_zone(path: &std::path::Path, records: usize) -> std::io::Result<usize> 
         let [_, b, c, d] = (host as u32).to_be_bytes();
         writeln!(out, "host{host} A 10.{b}.{c}.{d}")?;
         written += 1;
-        if host % 10 == 0 {
+        if host.is_multiple_of(10) {
             writeln!(out, "host{host} AAAA 2001:db8::{:x}", host & 0xffff)?;
             written += 1;
         }
-        if host % 100 == 0 {
+        if host.is_multiple_of(100) {
             writeln!(out, "host{host} MX 10 host{}", host + 1)?;
             written += 1;
         }
-        if host % 20 == 0 {
+        if host.is_multiple_of(20) {
             writeln!(out, "alias{host} CNAME host{host}")?;
             written += 1;
         }
