@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::key::{KeyHasher, NameKey, key_of, parent_key};
-use super::read::{Loc, ReadFile, read_zone_file};
-use super::{Node, RrSet, Zone, ZoneError};
+use super::read::{Loc, ReadFile, RecordSink, read_zone_file, read_zone_text};
+use super::{Node, RrSet, StoredRData, Zone, ZoneError};
 
 /// The result of loading one top-level zone file.
 pub(crate) struct LoadedZone {
@@ -24,27 +24,26 @@ pub(crate) struct LoadedZone {
 /// Reads, validates and stores the zone in `path`.
 pub(crate) fn load_zone_file(path: &Path) -> LoadedZone {
     let (default_origin, name_error) = origin_from_file_name(path);
-    let mut read = read_zone_file(path, default_origin);
+    let mut builder = Builder::default();
+    let read = read_zone_file(path, default_origin, &mut builder);
+    let files = read.files.clone();
     if read.unreadable {
         return LoadedZone {
             zone: Err(read.errors),
-            files: read.files,
+            files,
         };
     }
-    let Some(origin) = read.origin.clone() else {
-        read.errors.push(ZoneError {
-            file: path.to_path_buf(),
-            line: None,
-            message: name_error.unwrap_or_else(|| "the zone has no origin".to_owned()),
-        });
-        return LoadedZone {
-            zone: Err(read.errors),
-            files: read.files,
-        };
-    };
-    let files = read.files.clone();
-    let zone = build_zone(path, origin, read);
+    let zone = builder.finish(path, read, name_error);
     LoadedZone { zone, files }
+}
+
+/// Parses and validates zone `text` for `origin` without touching the file system
+/// (`$INCLUDE` is refused). Errors name the file `<text>`.
+pub(crate) fn zone_from_text(origin: &Name, text: &str) -> Result<Zone, Vec<ZoneError>> {
+    let label = Path::new("<text>");
+    let mut builder = Builder::default();
+    let read = read_zone_text(label, text, Some(origin.clone()), false, &mut builder);
+    builder.finish(label, read, None)
 }
 
 /// The origin given by a file name (`example.com.zone` -> `example.com.`), or why there is
@@ -76,14 +75,18 @@ fn origin_from_file_name(path: &Path) -> (Option<Name>, Option<String>) {
 struct PendingRrSet {
     rtype: RecordType,
     ttl: u32,
-    rdatas: Vec<RData>,
+    rdatas: Vec<StoredRData>,
     locs: Vec<Loc>,
+}
+
+impl PendingRrSet {
+    fn first_line(&self) -> u32 {
+        self.locs.first().map_or(0, |loc| loc.line)
+    }
 }
 
 #[derive(Default)]
 struct PendingNode {
-    /// The owner as first written, for messages.
-    name: Option<Name>,
     rrsets: Vec<PendingRrSet>,
 }
 
@@ -98,63 +101,85 @@ fn allowed_beside_cname(rtype: RecordType) -> bool {
     matches!(rtype, RecordType::RRSIG | RecordType::NSEC)
 }
 
+/// Collects the records of one zone as the reader parses them, checking each on arrival.
+#[derive(Default)]
 struct Builder {
-    origin: Name,
+    /// Known from the first record on (the reader decides it).
+    origin: Option<(Name, NameKey)>,
     nodes: HashMap<NameKey, PendingNode, KeyHasher>,
-    read: ReadFile,
+    problems: Vec<(Loc, String)>,
     soa: Option<(Record, Loc)>,
     record_count: usize,
 }
 
-fn build_zone(path: &Path, origin: Name, mut read: ReadFile) -> Result<Zone, Vec<ZoneError>> {
-    let records = std::mem::take(&mut read.records);
-    let mut builder = Builder {
-        origin,
-        nodes: HashMap::default(),
-        read,
-        soa: None,
-        record_count: 0,
-    };
-    let apex_key = key_of(&builder.origin);
-    builder.nodes.entry(apex_key.clone()).or_default();
-    for (record, loc) in records {
-        builder.insert(record, loc);
+impl RecordSink for Builder {
+    fn record(&mut self, zone_origin: Option<&Name>, record: Record, loc: Loc) {
+        if self.origin.is_none() {
+            let Some(origin) = zone_origin else {
+                // Reported once by `finish`: the zone has no origin.
+                return;
+            };
+            let apex_key = key_of(origin);
+            self.nodes.entry(apex_key.clone()).or_default();
+            self.origin = Some((origin.clone(), apex_key));
+        }
+        self.insert(record, loc);
     }
-    builder.check_apex(path, &apex_key);
-    builder.check_glue();
-    builder.add_empty_non_terminals(&apex_key);
+}
 
-    let Builder {
-        origin,
-        nodes,
-        mut read,
-        soa,
-        record_count,
-    } = builder;
-    let soa = match soa {
-        Some((soa, _)) if read.errors.is_empty() => soa,
-        _ => {
-            read.errors.sort_by(|a, b| {
-                // Files in reading order, then lines, then zone-wide problems; stable.
-                let rank = |e: &ZoneError| {
-                    let file = read.files.iter().position(|f| *f == e.file);
-                    (file, e.line.is_none(), e.line)
-                };
-                rank(a).cmp(&rank(b))
+impl Builder {
+    /// Whole-zone checks, then the immutable [`Zone`], or every error of the file.
+    fn finish(
+        mut self,
+        path: &Path,
+        mut read: ReadFile,
+        name_error: Option<String>,
+    ) -> Result<Zone, Vec<ZoneError>> {
+        if self.origin.is_none()
+            && let Some(origin) = &read.origin
+        {
+            let apex_key = key_of(origin);
+            self.nodes.entry(apex_key.clone()).or_default();
+            self.origin = Some((origin.clone(), apex_key));
+        }
+        let Some((origin, apex_key)) = self.origin.clone() else {
+            read.errors.push(ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: name_error.unwrap_or_else(|| "the zone has no origin".to_owned()),
             });
             return Err(read.errors);
+        };
+        self.check_apex(path, &origin, &apex_key, &mut read.errors);
+        self.check_glue(&origin);
+        for (loc, message) in std::mem::take(&mut self.problems) {
+            read.error_at(loc, message);
         }
-    };
-    let (serial, negative_ttl) = match &soa.data {
-        RData::SOA(rdata) => (rdata.serial, soa.ttl.min(rdata.minimum)),
-        _ => (0, soa.ttl),
-    };
-    let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data.clone());
+        let soa = match self.soa.take() {
+            Some((soa, _)) if read.errors.is_empty() => soa,
+            _ => {
+                read.errors.sort_by(|a, b| {
+                    // Files in reading order, then lines, then zone-wide problems; stable.
+                    let rank = |e: &ZoneError| {
+                        let file = read.files.iter().position(|f| *f == e.file);
+                        (file, e.line.is_none(), e.line)
+                    };
+                    rank(a).cmp(&rank(b))
+                });
+                return Err(read.errors);
+            }
+        };
+        self.add_empty_non_terminals(&apex_key);
 
-    let nodes = nodes
-        .into_iter()
-        .map(|(key, pending)| {
-            let is_apex = key == apex_key;
+        let (serial, negative_ttl) = match &soa.data {
+            RData::SOA(rdata) => (rdata.serial, soa.ttl.min(rdata.minimum)),
+            _ => (0, soa.ttl),
+        };
+        let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data);
+        // Sized up front: refilling a growing table in the iteration order of one with the
+        // same (unseeded) hash function clusters the keys and makes every probe long.
+        let mut nodes = HashMap::with_capacity_and_hasher(self.nodes.len(), KeyHasher::default());
+        for (key, pending) in self.nodes {
             let mut rrsets: Vec<RrSet> = pending
                 .rrsets
                 .into_iter()
@@ -165,80 +190,85 @@ fn build_zone(path: &Path, origin: Name, mut read: ReadFile) -> Result<Zone, Vec
                 })
                 .collect();
             rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
-            let is_cut = !is_apex && rrsets.iter().any(|r| r.rtype == RecordType::NS);
+            let is_cut = key != apex_key && rrsets.iter().any(|r| r.rtype == RecordType::NS);
             let node = Node {
                 rrsets: rrsets.into_boxed_slice(),
                 is_cut,
             };
-            (key, node)
+            nodes.insert(key, node);
+        }
+
+        Ok(Zone {
+            origin_labels: origin.iter().len(),
+            origin_key: apex_key,
+            origin,
+            file: path.to_path_buf(),
+            serial,
+            negative_soa,
+            record_count: self.record_count,
+            nodes,
         })
-        .collect();
+    }
 
-    Ok(Zone {
-        origin_labels: origin.iter().len(),
-        origin_key: apex_key,
-        origin,
-        file: path.to_path_buf(),
-        serial,
-        negative_soa,
-        record_count,
-        nodes,
-    })
-}
-
-impl Builder {
     fn insert(&mut self, record: Record, loc: Loc) {
+        let Some((origin, _)) = &self.origin else {
+            return;
+        };
         let rtype = record.record_type();
         if record.dns_class != DNSClass::IN {
-            self.read.error_at(
+            self.problems.push((
                 loc,
                 format!(
                     "class {} is not supported: only IN zones are served",
                     record.dns_class
                 ),
-            );
+            ));
             return;
         }
-        if !self.origin.zone_of(&record.name) {
-            self.read.error_at(
+        if !origin.zone_of(&record.name) {
+            self.problems.push((
                 loc,
                 format!(
-                    "{} is outside the zone {}: a zone file may only hold names at or below its origin",
-                    record.name, self.origin
+                    "{} is outside the zone {origin}: a zone file may only hold names at or below its origin",
+                    record.name
                 ),
-            );
+            ));
             return;
         }
         if rtype == RecordType::SOA {
-            if record.name != self.origin {
-                self.read.error_at(
+            if record.name != *origin {
+                self.problems.push((
                     loc,
                     format!(
-                        "SOA record at {}, but the SOA belongs at the zone apex {}",
-                        record.name, self.origin
+                        "SOA record at {}, but the SOA belongs at the zone apex {origin}",
+                        record.name
                     ),
-                );
+                ));
                 return;
             }
             if let Some((_, first)) = &self.soa {
                 let first_line = first.line;
-                self.read.error_at(
+                self.problems.push((
                     loc,
-                    format!("second SOA record (the first is on line {first_line}): a zone has exactly one"),
-                );
+                    format!(
+                        "second SOA record (the first is on line {first_line}): a zone has exactly one"
+                    ),
+                ));
                 return;
             }
             self.soa = Some((record.clone(), loc));
         }
 
         let node = self.nodes.entry(key_of(&record.name)).or_default();
+        let data = StoredRData::new(record.data);
         let mut problem = None;
         if rtype == RecordType::CNAME {
             if let Some(cname) = node.rrset(RecordType::CNAME) {
-                if !cname.rdatas.contains(&record.data) {
+                if !cname.rdatas.contains(&data) {
                     problem = Some(format!(
                         "{} has more than one CNAME (first on line {}): a name can alias only one target",
-                        record.name, cname.locs[0].line
+                        record.name,
+                        cname.first_line()
                     ));
                 }
             } else if let Some(other) = node
@@ -248,7 +278,9 @@ impl Builder {
             {
                 problem = Some(format!(
                     "{} has a CNAME and {} data (line {}): a CNAME must be alone at its name",
-                    record.name, other.rtype, other.locs[0].line
+                    record.name,
+                    other.rtype,
+                    other.first_line()
                 ));
             }
         } else if !allowed_beside_cname(rtype)
@@ -256,22 +288,20 @@ impl Builder {
         {
             problem = Some(format!(
                 "{} has {rtype} data and a CNAME (line {}): a CNAME must be alone at its name",
-                record.name, cname.locs[0].line
+                record.name,
+                cname.first_line()
             ));
         }
         if let Some(message) = problem {
-            self.read.error_at(loc, message);
+            self.problems.push((loc, message));
             return;
         }
 
-        if node.name.is_none() {
-            node.name = Some(record.name.clone());
-        }
         match node.rrsets.iter_mut().find(|rrset| rrset.rtype == rtype) {
             Some(rrset) => {
                 // An RRset is a set (RFC 2181 5): a repeated record counts once.
-                if !rrset.rdatas.contains(&record.data) {
-                    rrset.rdatas.push(record.data);
+                if !rrset.rdatas.contains(&data) {
+                    rrset.rdatas.push(data);
                     rrset.locs.push(loc);
                     self.record_count += 1;
                 }
@@ -280,7 +310,7 @@ impl Builder {
                 node.rrsets.push(PendingRrSet {
                     rtype,
                     ttl: record.ttl,
-                    rdatas: vec![record.data],
+                    rdatas: vec![data],
                     locs: vec![loc],
                 });
                 self.record_count += 1;
@@ -288,12 +318,12 @@ impl Builder {
         }
     }
 
-    fn check_apex(&mut self, path: &Path, apex_key: &[u8]) {
+    fn check_apex(&self, path: &Path, origin: &Name, apex_key: &[u8], errors: &mut Vec<ZoneError>) {
         if self.soa.is_none() {
-            self.read.errors.push(ZoneError {
+            errors.push(ZoneError {
                 file: path.to_path_buf(),
                 line: None,
-                message: format!("no SOA record at the zone apex {}", self.origin),
+                message: format!("no SOA record at the zone apex {origin}"),
             });
         }
         let has_ns = self
@@ -301,31 +331,33 @@ impl Builder {
             .get(apex_key)
             .is_some_and(|apex| apex.rrset(RecordType::NS).is_some());
         if !has_ns {
-            self.read.errors.push(ZoneError {
+            errors.push(ZoneError {
                 file: path.to_path_buf(),
                 line: None,
-                message: format!("no NS record at the zone apex {}", self.origin),
+                message: format!("no NS record at the zone apex {origin}"),
             });
         }
     }
 
     /// Every NS target inside the zone must have an address in it, or nobody can reach it.
-    fn check_glue(&mut self) {
+    fn check_glue(&mut self, origin: &Name) {
         let mut missing = Vec::new();
-        for node in self.nodes.values() {
+        for (key, node) in &self.nodes {
             let Some(ns) = node.rrset(RecordType::NS) else {
                 continue;
             };
             for (rdata, loc) in ns.rdatas.iter().zip(&ns.locs) {
-                let RData::NS(target) = rdata else { continue };
-                if !self.origin.zone_of(&target.0) {
+                let Some(RData::NS(target)) = rdata.as_rdata() else {
+                    continue;
+                };
+                if !origin.zone_of(&target.0) {
                     continue;
                 }
                 let has_address = self.nodes.get(&key_of(&target.0)).is_some_and(|t| {
                     t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
                 });
                 if !has_address {
-                    let owner = node.name.as_ref().unwrap_or(&self.origin);
+                    let owner = name_of_key(key).unwrap_or_else(|| origin.clone());
                     missing.push((
                         *loc,
                         format!(
@@ -337,9 +369,7 @@ impl Builder {
             }
         }
         missing.sort_by_key(|(loc, _)| (loc.file, loc.line));
-        for (loc, message) in missing {
-            self.read.error_at(loc, message);
-        }
+        self.problems.extend(missing);
     }
 
     /// Inserts every missing ancestor between a name and the apex as a node without records,
@@ -363,4 +393,21 @@ impl Builder {
             self.nodes.entry(key).or_default();
         }
     }
+}
+
+/// The name a key stands for (lowercased), for messages.
+fn name_of_key(key: &[u8]) -> Option<Name> {
+    let mut labels = Vec::new();
+    let mut rest = key;
+    while let Some((&len, tail)) = rest.split_first() {
+        if len == 0 {
+            break;
+        }
+        let label = tail.get(..usize::from(len))?;
+        labels.push(label);
+        rest = tail.get(usize::from(len)..)?;
+    }
+    let mut name = Name::from_labels(labels).ok()?;
+    name.set_fqdn(true);
+    Some(name)
 }

@@ -74,10 +74,13 @@ impl Zone {
         } else if let Some(cname) = node.rrset(RecordType::CNAME)
             && qtype != RecordType::CNAME
         {
-            lookup.cname_target = cname.rdatas.iter().find_map(|rdata| match rdata {
-                RData::CNAME(target) => Some(target.0.clone()),
-                _ => None,
-            });
+            lookup.cname_target = cname
+                .rdatas
+                .iter()
+                .find_map(|rdata| match rdata.as_rdata() {
+                    Some(RData::CNAME(target)) => Some(target.0.clone()),
+                    _ => None,
+                });
             Some(cname)
         } else {
             node.rrset(qtype)
@@ -108,10 +111,10 @@ impl Zone {
     fn add_target_addresses(&self, additional: &mut Vec<Record>, rrset: &RrSet) {
         let mut seen: Vec<&Name> = Vec::new();
         for rdata in &rrset.rdatas {
-            let target = match rdata {
-                RData::NS(ns) => &ns.0,
-                RData::MX(mx) => &mx.exchange,
-                RData::SRV(srv) => &srv.target,
+            let target = match rdata.as_rdata() {
+                Some(RData::NS(ns)) => &ns.0,
+                Some(RData::MX(mx)) => &mx.exchange,
+                Some(RData::SRV(srv)) => &srv.target,
                 _ => return,
             };
             if seen.contains(&target) || !self.origin.zone_of(target) {
@@ -131,10 +134,11 @@ impl Zone {
 }
 
 fn push_rrset(section: &mut Vec<Record>, owner: &Name, rrset: &RrSet) {
+    section.reserve_exact(rrset.rdatas.len());
     section.extend(
         rrset
             .rdatas
             .iter()
-            .map(|rdata| Record::from_rdata(owner.clone(), rrset.ttl, rdata.clone())),
+            .map(|rdata| Record::from_rdata(owner.clone(), rrset.ttl, rdata.to_rdata())),
     );
 }

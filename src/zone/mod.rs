@@ -27,9 +27,11 @@ mod read;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use self::key::{KeyHasher, NameKey, WireName};
@@ -88,7 +90,42 @@ pub struct Lookup {
 struct RrSet {
     rtype: RecordType,
     ttl: u32,
-    rdatas: Box<[RData]>,
+    rdatas: Box<[StoredRData]>,
+}
+
+/// Record data as stored: addresses inline (24 bytes instead of hickory's 184-byte `RData`,
+/// and most records of a large zone are addresses), everything else boxed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoredRData {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Other(Box<RData>),
+}
+
+impl StoredRData {
+    fn new(rdata: RData) -> Self {
+        match rdata {
+            RData::A(a) => StoredRData::A(a.0),
+            RData::AAAA(aaaa) => StoredRData::Aaaa(aaaa.0),
+            other => StoredRData::Other(Box::new(other)),
+        }
+    }
+
+    fn to_rdata(&self) -> RData {
+        match self {
+            StoredRData::A(ip) => RData::A(A(*ip)),
+            StoredRData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
+            StoredRData::Other(rdata) => (**rdata).clone(),
+        }
+    }
+
+    /// The hickory form when it is stored as such (never for A and AAAA).
+    fn as_rdata(&self) -> Option<&RData> {
+        match self {
+            StoredRData::Other(rdata) => Some(rdata),
+            _ => None,
+        }
+    }
 }
 
 /// One name of the zone. An empty non-terminal has no RRsets.
@@ -142,6 +179,13 @@ impl Zone {
     /// Whether `name` exists in the zone: it owns records or is an empty non-terminal.
     pub fn name_exists(&self, name: &LowerName) -> bool {
         self.nodes.contains_key(WireName::new(name).bytes())
+    }
+
+    /// Parses and validates one zone from text, with `origin` unless the text sets
+    /// `$ORIGIN` before its first record. `$INCLUDE` is refused: nothing is read from disk.
+    /// For tests and fuzzing; errors name the file `<text>`.
+    pub fn from_text(origin: &Name, text: &str) -> Result<Zone, ZoneErrors> {
+        build::zone_from_text(origin, text).map_err(ZoneErrors)
     }
 
     /// The SOA for negative answers, TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5).

@@ -24,11 +24,17 @@ pub(crate) struct Loc {
     pub(crate) line: u32,
 }
 
-/// Everything read from one top-level zone file.
+/// Receives each record as it is parsed, so a large zone is never held twice.
+pub(crate) trait RecordSink {
+    /// `zone_origin` is the zone's origin, known by the first record.
+    fn record(&mut self, zone_origin: Option<&Name>, record: Record, loc: Loc);
+}
+
+/// What reading one top-level zone file gives besides its records.
 pub(crate) struct ReadFile {
-    /// The zone's origin: the `$ORIGIN` in force at the first record, else the default.
+    /// The zone's origin: the top-level `$ORIGIN` in force at the first record, else the
+    /// default.
     pub(crate) origin: Option<Name>,
-    pub(crate) records: Vec<(Record, Loc)>,
     /// The file itself first, then every included file in the order read.
     pub(crate) files: Vec<PathBuf>,
     pub(crate) errors: Vec<ZoneError>,
@@ -61,64 +67,75 @@ struct Cursor {
     last_owner: Option<Name>,
 }
 
-struct Reader {
+struct Reader<'s> {
     out: ReadFile,
+    sink: &'s mut dyn RecordSink,
     /// `$TTL`, shared across includes.
     default_ttl: Option<u32>,
     /// TTL of the previous record, the default when there is no `$TTL` (RFC 1035).
     last_ttl: Option<u32>,
     seen_record: bool,
-    origin_at_first_record: Option<Name>,
+    zone_origin: Option<Name>,
     include_stack: Vec<PathBuf>,
+    allow_include: bool,
 }
 
 /// Reads `path` with `default_origin` (from the file name) as the initial origin.
-pub(crate) fn read_zone_file(path: &Path, default_origin: Option<Name>) -> ReadFile {
+pub(crate) fn read_zone_file(
+    path: &Path,
+    default_origin: Option<Name>,
+    sink: &mut dyn RecordSink,
+) -> ReadFile {
+    match std::fs::read_to_string(path) {
+        Ok(text) => read_zone_text(path, &text, default_origin, true, sink),
+        Err(err) => ReadFile {
+            origin: None,
+            files: vec![path.to_path_buf()],
+            errors: vec![ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("cannot read the zone file: {err}"),
+            }],
+            unreadable: true,
+        },
+    }
+}
+
+/// Reads zone `text` as if it were the file `path`. Without `allow_include`, `$INCLUDE` is
+/// an error (for text that does not come from the operator's directory, e.g. fuzzing).
+pub(crate) fn read_zone_text(
+    path: &Path,
+    text: &str,
+    default_origin: Option<Name>,
+    allow_include: bool,
+    sink: &mut dyn RecordSink,
+) -> ReadFile {
     let mut reader = Reader {
         out: ReadFile {
             origin: None,
-            records: Vec::new(),
             files: Vec::new(),
             errors: Vec::new(),
             unreadable: false,
         },
+        sink,
         default_ttl: None,
         last_ttl: None,
         seen_record: false,
-        origin_at_first_record: None,
+        zone_origin: default_origin.clone(),
         include_stack: Vec::new(),
+        allow_include,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let mut cursor = Cursor {
-                origin: default_origin.clone(),
-                last_owner: None,
-            };
-            reader.read_text(path, &text, &mut cursor);
-        }
-        Err(err) => {
-            reader.out.unreadable = true;
-            reader.out.errors.push(ZoneError {
-                file: path.to_path_buf(),
-                line: None,
-                message: format!("cannot read the zone file: {err}"),
-            });
-        }
-    }
+    let mut cursor = Cursor {
+        origin: default_origin.clone(),
+        last_owner: None,
+    };
+    reader.read_text(path, text, &mut cursor);
     let mut out = reader.out;
-    out.origin = if reader.seen_record {
-        reader.origin_at_first_record
-    } else {
-        None
-    }
-    .or(default_origin);
-    if out.files.is_empty() {
-        out.files.push(path.to_path_buf());
-    }
+    out.origin = reader.zone_origin;
     out
 }
 
-impl Reader {
+impl Reader<'_> {
     fn read_text(&mut self, path: &Path, text: &str, cursor: &mut Cursor) {
         let file = self.out.files.len() as u32;
         self.out.files.push(path.to_path_buf());
@@ -152,7 +169,7 @@ impl Reader {
                 Ok(mut origin) => {
                     origin.set_fqdn(true);
                     if !self.seen_record && self.include_stack.len() == 1 {
-                        self.origin_at_first_record = Some(origin.clone());
+                        self.zone_origin = Some(origin.clone());
                     }
                     cursor.origin = Some(origin);
                 }
@@ -198,6 +215,11 @@ impl Reader {
         loc: Loc,
         cursor: &Cursor,
     ) {
+        if !self.allow_include {
+            self.out
+                .error_at(loc, "$INCLUDE is not allowed in this zone text".to_owned());
+            return;
+        }
         let file = file.trim_matches('"');
         // Relative to the including file, not to the working directory.
         let target = match including.parent() {
@@ -234,12 +256,7 @@ impl Reader {
     }
 
     fn record(&mut self, text: &str, loc: Loc, cursor: &mut Cursor) {
-        if !self.seen_record {
-            self.seen_record = true;
-            if self.include_stack.len() == 1 && self.origin_at_first_record.is_none() {
-                self.origin_at_first_record = cursor.origin.clone();
-            }
-        }
+        self.seen_record = true;
         let inherits_owner = text.starts_with(|c: char| c.is_whitespace());
         let mut source = String::with_capacity(text.len() + 48);
         if let Some(ttl) = self.default_ttl.or(self.last_ttl) {
@@ -273,7 +290,7 @@ impl Reader {
             for record in rrset.into_parts().records {
                 cursor.last_owner = Some(record.name.clone());
                 self.last_ttl = Some(record.ttl);
-                self.out.records.push((record, loc));
+                self.sink.record(self.zone_origin.as_ref(), record, loc);
             }
         }
     }

@@ -588,3 +588,53 @@ fn unreadable_zone_file_is_an_error() {
     assert_eq!(errors.0[0].file, missing);
     assert!(errors.0[0].message.contains("cannot read"), "{}", errors);
 }
+
+#[test]
+fn zone_from_text_loads_without_files_and_refuses_include() {
+    let origin = name("example.org.");
+    let zone = Zone::from_text(&origin, HEAD).expect("text zone");
+    assert_eq!(
+        rdatas(&zone.lookup(&name("ns.example.org."), RecordType::A).answers),
+        vec![a([192, 0, 2, 7])]
+    );
+    let errors = Zone::from_text(&origin, &format!("{HEAD}$INCLUDE /etc/hostname\n"))
+        .expect_err("include refused");
+    assert_eq!(
+        errors.to_string(),
+        "<text>:6: $INCLUDE is not allowed in this zone text"
+    );
+}
+
+#[test]
+fn ttl_defaults_follow_rfc_1035_and_2308() {
+    // No $TTL: a record without TTL takes the previous record's.
+    let text = "$ORIGIN example.org.\n@ 300 SOA ns root 1 2 3 4 5\n@ NS ns\nns 60 A 192.0.2.7\nx A 192.0.2.8\n\
+                $TTL 900\ny A 192.0.2.9\nz 30 A 192.0.2.10\n";
+    let zone = Zone::from_text(&name("example.org."), text).expect("zone");
+    let ttl = |owner: &str, rtype| {
+        zone.lookup(&name(owner), rtype)
+            .answers
+            .first()
+            .map(|r| r.ttl)
+    };
+    assert_eq!(ttl("example.org.", RecordType::NS), Some(300));
+    assert_eq!(ttl("ns.example.org.", RecordType::A), Some(60));
+    assert_eq!(ttl("x.example.org.", RecordType::A), Some(60));
+    assert_eq!(ttl("y.example.org.", RecordType::A), Some(900));
+    assert_eq!(ttl("z.example.org.", RecordType::A), Some(30));
+}
+
+#[test]
+fn include_with_an_origin_argument_and_owner_inheritance() {
+    let main = "$ORIGIN example.org.\n$TTL 60\n@ SOA ns root 1 2 3 4 5\n  NS ns\nns A 192.0.2.7\n\
+                $INCLUDE lab.inc lab\n  TXT \"owned by ns again\"\nafter A 192.0.2.9\n";
+    let lab = "host A 192.0.2.20\n  AAAA 2001:db8::20\n";
+    let set = load(&[("example.org.zone", main), ("lab.inc", lab)]);
+    let host = ask(&set, "host.lab.example.org.", RecordType::AAAA);
+    assert_eq!(types(&host.answers), vec![RecordType::AAAA]);
+    // RFC 1035 5.1: origin and current owner revert after the included file.
+    let txt = ask(&set, "ns.example.org.", RecordType::TXT);
+    assert_eq!(types(&txt.answers), vec![RecordType::TXT]);
+    let after = ask(&set, "after.example.org.", RecordType::A);
+    assert_eq!(rdatas(&after.answers), vec![a([192, 0, 2, 9])]);
+}
