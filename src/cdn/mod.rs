@@ -371,12 +371,37 @@ fn strip_port(host: &str) -> Option<&str> {
     }
 }
 
+/// FNV-1a: names are short and the keys come from the configuration (a few dozen), so a
+/// simple fast hash beats SipHash on the per-query path without collision-attack risk.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+type NameMap = HashMap<Box<str>, usize, std::hash::BuildHasherDefault<Fnv>>;
+
 /// Exact and wildcard domain names -> domain index.
 #[derive(Debug, Clone, Default)]
 struct DomainIndex {
-    exact: HashMap<Box<str>, usize>,
+    exact: NameMap,
     /// Keyed by the name below `*.` ("customer.com" for "*.customer.com").
-    wildcard: HashMap<Box<str>, usize>,
+    wildcard: NameMap,
 }
 
 impl DomainIndex {
