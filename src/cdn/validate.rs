@@ -748,7 +748,7 @@ fn check_origin_loops(
         };
         for origin in &domain.origins {
             let Origin::Host(host) = origin else { continue };
-            if let Some(j) = index.lookup(host) {
+            if let Some(j) = index.lookup(host.as_bytes()) {
                 let matched = &domains[j].name;
                 let how = if matched == host {
                     "is".to_owned()
