@@ -1,1 +1,143 @@
-//! TODO
+//! `meridian-edge`: the caching HTTP reverse proxy the GSLB answers point to.
+//!
+//! ```text
+//! server (hyper auto: HTTP/1.1 + h2c) -> proxy: Host -> route::Router -> OriginSpec
+//!     GET/HEAD: cache::policy decides -> cache (memory | disk | fill in progress)
+//!               miss/revalidate -> coalesce -> origin (failover, pooled) -> fill -> client
+//!     others  : origin pass-through, then invalidate the URL
+//! admin  : /health /status /metrics /purge /prefetch
+//! ```
+//!
+//! The binary parses flags and binds sockets; [`run`] does the rest until the shutdown
+//! token is cancelled, then drains connections.
+
+pub mod admin;
+pub mod body;
+pub mod cache;
+pub mod config;
+pub mod metrics;
+pub mod origin;
+pub mod proxy;
+pub mod range;
+pub mod route;
+pub mod server;
+pub mod zones;
+
+pub use config::{EdgeConfig, parse_size};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::edge::admin::AdminAuth;
+use crate::edge::cache::{Cache, CacheError};
+use crate::edge::origin::{OriginClient, OriginTlsError};
+use crate::edge::proxy::Edge;
+use crate::edge::route::Router;
+use crate::edge::zones::ZonesError;
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    OriginTls(#[from] OriginTlsError),
+    #[error(transparent)]
+    Zones(#[from] ZonesError),
+    #[error("a startup task failed: {0}")]
+    Task(String),
+}
+
+/// Builds the edge's shared state (cache index rebuilt from disk, routes loaded).
+pub async fn build(config: &EdgeConfig) -> Result<Arc<Edge>, EdgeError> {
+    let (dir, memory, disk) = (
+        config.cache_dir.clone(),
+        config.memory_cache_bytes,
+        config.disk_cache_bytes,
+    );
+    let cache = tokio::task::spawn_blocking(move || Cache::open(dir.as_deref(), memory, disk))
+        .await
+        .map_err(|e| EdgeError::Task(e.to_string()))??;
+    let origin = OriginClient::new(
+        config.origin_ca.as_deref(),
+        config.origin_connect_timeout,
+        config.origin_response_timeout,
+    )?;
+    let router = Router::new(config.catch_all.clone());
+    if let Some(dir) = &config.zones_dir {
+        router.set_domains(zones::load(dir)?);
+    }
+    Ok(Arc::new(Edge::new(
+        config.name.clone(),
+        router,
+        Arc::new(cache),
+        origin,
+        config.origin_response_timeout,
+        config.slice_bytes,
+    )))
+}
+
+/// Runs the edge on already-bound listeners until `shutdown` is cancelled, then drains.
+pub async fn run(
+    config: EdgeConfig,
+    listeners: Vec<TcpListener>,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), EdgeError> {
+    let edge = build(&config).await?;
+    serve(edge, &config, listeners, admin, shutdown).await
+}
+
+/// Serves a built edge (see [`build`]); tests use it to reach the edge's state.
+pub async fn serve(
+    edge: Arc<Edge>,
+    config: &EdgeConfig,
+    listeners: Vec<TcpListener>,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), EdgeError> {
+    let _watcher = match &config.zones_dir {
+        Some(dir) => Some(zones::watch_and_reload(dir, edge.clone())?),
+        None => None,
+    };
+    let mut servers = JoinSet::new();
+    for listener in listeners {
+        let edge = edge.clone();
+        servers.spawn(server::serve(
+            listener,
+            shutdown.clone(),
+            move |req, peer: SocketAddr| {
+                let edge = edge.clone();
+                async move { edge.handle(req, peer).await }
+            },
+        ));
+    }
+    if let Some(listener) = admin {
+        let required = listener
+            .local_addr()
+            .map(|a| !a.ip().is_loopback())
+            .unwrap_or(true);
+        let auth = Arc::new(AdminAuth {
+            required,
+            token: config.admin_token.clone(),
+        });
+        let edge = edge.clone();
+        servers.spawn(server::serve(listener, shutdown.clone(), move |req, _| {
+            let (edge, auth) = (edge.clone(), auth.clone());
+            async move { admin::handle(edge, auth, req).await }
+        }));
+    }
+    while servers.join_next().await.is_some() {}
+    edge.tasks.close();
+    if tokio::time::timeout(server::GRACE, edge.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background cache fills still running at exit; they will be discarded");
+    }
+    Ok(())
+}

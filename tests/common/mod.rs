@@ -2,5 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod edge;
 pub mod geo;
 pub mod health;
+pub mod origin;

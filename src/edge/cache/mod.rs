@@ -1,0 +1,727 @@
+//! The edge's cache: an index of stored responses over two tiers, and fills.
+//!
+//! ```text
+//! lookup : primary key -> variants (Vary) -> policy::reuse -> entry
+//! body   : memory tier (small bodies, LRU by bytes) -> disk tier (every entry)
+//! fill   : origin body -> temp file (readers follow the growing file) -> commit -> index
+//! ```
+//!
+//! Every committed entry is on disk; the memory tier caches small bodies. The index is
+//! bounded by the disk tier's bytes (LRU) and rebuilt from disk at start. A fill in progress
+//! is readable by any number of clients while it is written, so a large object is never
+//! held whole in memory. Decisions (what to store, how to reuse) live in [`policy`]; this
+//! module does storage only.
+
+pub mod coalesce;
+pub mod disk;
+pub mod memory;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::edge::body::{self, Body, BodyError};
+use crate::edge::metrics::{self, Metrics};
+use disk::{DiskTier, StoredMeta};
+use memory::MemoryTier;
+use policy::CacheRequest;
+
+/// At most this many Vary variants are kept per URL; the oldest goes first.
+const MAX_VARIANTS: usize = 16;
+/// Reads from files and writes of fills happen in chunks of this size.
+const CHUNK: usize = 256 << 10;
+
+/// Identifies one stored variant: sha256 of the primary key and the request's values of the
+/// response's Vary fields. Also the disk file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntryId(pub [u8; 32]);
+
+impl EntryId {
+    pub fn for_variant(primary: &str, response: &HeaderMap, request: &HeaderMap) -> EntryId {
+        let mut hasher = Sha256::new();
+        hasher.update(primary.as_bytes());
+        let mut names: Vec<String> = response
+            .get_all(http::header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            hasher.update([0]);
+            hasher.update(name.as_bytes());
+            for value in request.get_all(name.as_str()) {
+                hasher.update([1]);
+                hasher.update(value.as_bytes());
+            }
+        }
+        EntryId(hasher.finalize().into())
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<EntryId> {
+        let bytes = hex::decode(text).ok()?;
+        Some(EntryId(bytes.try_into().ok()?))
+    }
+}
+
+/// A stored response: its metadata plus the parsed status and headers.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: EntryId,
+    pub meta: StoredMeta,
+    pub status: StatusCode,
+    /// Origin headers (hop-by-hop removed), including `CDN-Cache-Control`.
+    pub headers: HeaderMap,
+    /// What clients get: `headers` without `CDN-Cache-Control` (Age etc. added per response).
+    pub client_headers: HeaderMap,
+    /// The response has a Vary field (variants must be matched).
+    pub varies: bool,
+}
+
+impl Entry {
+    pub fn new(id: EntryId, meta: StoredMeta) -> Entry {
+        let status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
+        let headers = headers_from_pairs(&meta.headers);
+        let mut client_headers = headers.clone();
+        client_headers.remove(policy::CDN_CACHE_CONTROL);
+        Entry {
+            id,
+            meta,
+            status,
+            varies: headers.contains_key(http::header::VARY),
+            headers,
+            client_headers,
+        }
+    }
+}
+
+pub fn headers_to_pairs(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+pub fn headers_from_pairs(pairs: &[(String, Vec<u8>)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+/// How far a body file has been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Writing(u64),
+    Complete(u64),
+    Failed,
+}
+
+/// Why the cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache directory {path}: {source} (check that it exists and is writable)")]
+    Dir { path: PathBuf, source: io::Error },
+}
+
+/// Sizes and counts for `/status` and `/metrics`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheStats {
+    pub entries: u64,
+    pub disk_bytes: u64,
+    pub disk_capacity: u64,
+    pub memory_entries: u64,
+    pub memory_bytes: u64,
+    pub memory_capacity: u64,
+    pub fills_in_progress: u64,
+    pub entries_per_domain: HashMap<String, u64>,
+}
+
+struct Index {
+    variants: HashMap<String, Vec<Arc<Entry>>>,
+    /// Disk accounting, least recently used first.
+    lru: LruCache<EntryId, (String, u64)>,
+    bytes: u64,
+}
+
+pub struct Cache {
+    disk: Arc<DiskTier>,
+    memory: MemoryTier,
+    index: Mutex<Index>,
+    disk_capacity: u64,
+    memory_capacity: u64,
+    fills: std::sync::atomic::AtomicU64,
+    /// A private directory (no `--cache-dir`) removed when the cache is dropped.
+    owned_dir: Option<PathBuf>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.owned_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Cache {
+    /// Opens the cache in `dir` (or a private temporary directory) and rebuilds the index
+    /// from disk. Blocking.
+    pub fn open(
+        dir: Option<&Path>,
+        memory_bytes: u64,
+        disk_bytes: u64,
+    ) -> Result<Cache, CacheError> {
+        let (root, owned_dir) = match dir {
+            Some(dir) => (dir.to_path_buf(), None),
+            None => {
+                let dir =
+                    std::env::temp_dir().join(format!("meridian-edge-{}", std::process::id()));
+                (dir.clone(), Some(dir))
+            }
+        };
+        let err = |source| CacheError::Dir {
+            path: root.clone(),
+            source,
+        };
+        let disk = DiskTier::open(&root).map_err(err)?;
+        let scanned = disk.scan().map_err(err)?;
+        let cache = Cache {
+            disk: Arc::new(disk),
+            memory: MemoryTier::new(memory_bytes),
+            index: Mutex::new(Index {
+                variants: HashMap::new(),
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            disk_capacity: disk_bytes,
+            memory_capacity: memory_bytes,
+            fills: Default::default(),
+            owned_dir,
+        };
+        let count = scanned.len();
+        for found in scanned {
+            cache.insert(Arc::new(Entry::new(found.id, found.meta)));
+        }
+        tracing::info!(entries = count, dir = %root.display(), "cache index rebuilt from disk");
+        Ok(cache)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stored variant matching `req`, and how it may be reused.
+    pub fn lookup(
+        &self,
+        primary: &str,
+        req: &CacheRequest,
+        now: SystemTime,
+    ) -> Option<(Arc<Entry>, policy::Reuse)> {
+        let mut index = self.lock();
+        let found = index.variants.get(primary)?.iter().find_map(|entry| {
+            policy::reuse(
+                &entry.meta.policy,
+                &entry.meta.freshness,
+                entry.varies,
+                req,
+                now,
+            )
+            .map(|reuse| (entry.clone(), reuse))
+        });
+        if let Some((entry, _)) = &found {
+            index.lru.get(&entry.id);
+        }
+        found
+    }
+
+    /// Adds (or replaces) a committed entry, evicting least recently used ones past capacity.
+    pub fn insert(&self, entry: Arc<Entry>) {
+        let mut doomed = Vec::new();
+        {
+            let mut index = self.lock();
+            let index = &mut *index;
+            let size = entry.meta.body_len;
+            if let Some((_, old_size)) = index.lru.pop(&entry.id) {
+                index.bytes -= old_size;
+                self.memory.remove(&entry.id);
+            }
+            let variants = index
+                .variants
+                .entry(entry.meta.primary.clone())
+                .or_default();
+            variants.retain(|e| e.id != entry.id);
+            if variants.len() >= MAX_VARIANTS {
+                let oldest = variants.remove(0);
+                if let Some((_, old_size)) = index.lru.pop(&oldest.id) {
+                    index.bytes -= old_size;
+                }
+                doomed.push(oldest);
+            }
+            variants.push(entry.clone());
+            index.lru.put(entry.id, (entry.meta.primary.clone(), size));
+            index.bytes += size;
+            while index.bytes > self.disk_capacity && index.lru.len() > 1 {
+                let Some((id, (primary, size))) = index.lru.pop_lru() else {
+                    break;
+                };
+                index.bytes -= size;
+                if let Some(variants) = index.variants.get_mut(&primary) {
+                    if let Some(pos) = variants.iter().position(|e| e.id == id) {
+                        doomed.push(variants.remove(pos));
+                    }
+                    if variants.is_empty() {
+                        index.variants.remove(&primary);
+                    }
+                }
+            }
+        }
+        for entry in doomed {
+            self.forget(&entry);
+        }
+    }
+
+    fn forget(&self, entry: &Entry) {
+        self.memory.remove(&entry.id);
+        self.disk.remove(&entry.id, &entry.meta.body_file);
+    }
+
+    /// Replaces an entry's metadata after a 304 (same body). Blocking (writes the meta file).
+    pub fn update_meta(&self, entry: Arc<Entry>) -> io::Result<()> {
+        self.disk.write_meta(&entry.id, &entry.meta)?;
+        let mut index = self.lock();
+        if let Some(variants) = index.variants.get_mut(&entry.meta.primary) {
+            for slot in variants.iter_mut().filter(|e| e.id == entry.id) {
+                *slot = entry.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every variant of one URL; returns how many entries went.
+    pub fn remove_primary(&self, primary: &str) -> usize {
+        let removed = {
+            let mut index = self.lock();
+            let removed = index.variants.remove(primary).unwrap_or_default();
+            for entry in &removed {
+                if let Some((_, size)) = index.lru.pop(&entry.id) {
+                    index.bytes -= size;
+                }
+            }
+            removed
+        };
+        for entry in &removed {
+            self.forget(entry);
+        }
+        removed.len()
+    }
+
+    /// Removes every entry whose primary key starts with `prefix` (a directory refresh).
+    pub fn remove_prefix(&self, prefix: &str) -> usize {
+        let keys: Vec<String> = self
+            .lock()
+            .variants
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.iter().map(|k| self.remove_primary(k)).sum()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let (memory_entries, memory_bytes) = self.memory.usage();
+        let index = self.lock();
+        let mut entries_per_domain: HashMap<String, u64> = HashMap::new();
+        for entry in index.variants.values().flatten() {
+            *entries_per_domain
+                .entry(entry.meta.domain.clone())
+                .or_default() += 1;
+        }
+        CacheStats {
+            entries: index.lru.len() as u64,
+            disk_bytes: index.bytes,
+            disk_capacity: self.disk_capacity,
+            memory_entries,
+            memory_bytes,
+            memory_capacity: self.memory_capacity,
+            fills_in_progress: self.fills.load(std::sync::atomic::Ordering::Relaxed),
+            entries_per_domain,
+        }
+    }
+
+    /// The body `start..end` (end exclusive) of a committed entry, from memory or disk.
+    pub async fn body(&self, entry: &Arc<Entry>, start: u64, end: u64) -> io::Result<Body> {
+        let range = start as usize..end as usize;
+        if let Some(bytes) = self.memory.get(&entry.id) {
+            return Ok(body::full(bytes.slice(range)));
+        }
+        let disk = self.disk.clone();
+        let owned = entry.clone();
+        let file = tokio::task::spawn_blocking(move || disk.open_body(&owned.id, &owned.meta))
+            .await
+            .map_err(io::Error::other)??;
+        let len = entry.meta.body_len;
+        if len <= self.memory.max_object() {
+            let expected = entry.meta.body_sha256.clone();
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, 0)?;
+                // Small bodies are checked whole on their way into memory.
+                if hex::encode(Sha256::digest(&buf)) != expected {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "cache body does not match its checksum",
+                    ));
+                }
+                Ok::<_, io::Error>(Bytes::from(buf))
+            })
+            .await
+            .map_err(io::Error::other)??;
+            self.memory.insert(entry.id, bytes.clone());
+            return Ok(body::full(bytes.slice(range)));
+        }
+        let (tx, rx) = watch::channel(Progress::Complete(len));
+        drop(tx);
+        Ok(file_body(Arc::new(file), start, Some(end), rx))
+    }
+
+    /// Starts storing a response: a temp file that readers can follow while it grows.
+    /// `meta.body_len` is filled in at commit.
+    pub fn start_fill(
+        self: &Arc<Self>,
+        id: EntryId,
+        meta: StoredMeta,
+        expected_len: Option<u64>,
+        frame_timeout: Duration,
+    ) -> io::Result<(Arc<Fill>, FillWriter)> {
+        if expected_len.is_some_and(|len| len > self.disk_capacity) {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "object larger than the disk tier",
+            ));
+        }
+        let (temp_path, file) = self.disk.create_temp_body()?;
+        let file = Arc::new(file);
+        let (progress_tx, progress_rx) = watch::channel(Progress::Writing(0));
+        let fill = Arc::new(Fill {
+            entry: Arc::new(Entry::new(id, meta.clone())),
+            expected_len,
+            file: file.clone(),
+            progress: progress_rx,
+        });
+        self.fills
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let writer = FillWriter {
+            cache: self.clone(),
+            id,
+            meta,
+            temp_path,
+            file,
+            progress: progress_tx,
+            expected_len,
+            frame_timeout,
+        };
+        Ok((fill, writer))
+    }
+}
+
+/// A response being stored; any number of clients read it while it is written.
+pub struct Fill {
+    /// Status, headers and policy (its `body_len` is not known yet).
+    pub entry: Arc<Entry>,
+    /// From the origin's Content-Length, when it sent one.
+    pub expected_len: Option<u64>,
+    file: Arc<File>,
+    progress: watch::Receiver<Progress>,
+}
+
+impl Fill {
+    /// The body `start..end` (end exclusive; `None` = to the end), following the writer.
+    pub fn body(&self, start: u64, end: Option<u64>) -> Body {
+        file_body(self.file.clone(), start, end, self.progress.clone())
+    }
+
+    /// Waits until the fill is committed (`Some(len)`) or failed (`None`).
+    pub async fn finished(&self) -> Option<u64> {
+        let mut rx = self.progress.clone();
+        loop {
+            match *rx.borrow_and_update() {
+                Progress::Complete(len) => return Some(len),
+                Progress::Failed => return None,
+                Progress::Writing(_) => {}
+            }
+            if rx.changed().await.is_err() {
+                return match *rx.borrow() {
+                    Progress::Complete(len) => Some(len),
+                    _ => None,
+                };
+            }
+        }
+    }
+}
+
+/// Why a fill was abandoned (nothing is stored).
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    #[error("origin body failed: {0}")]
+    Origin(String),
+    #[error("origin body stalled for more than {0:?}")]
+    Stalled(Duration),
+    #[error("origin body ended after {got} of {expected} bytes")]
+    Truncated { got: u64, expected: u64 },
+    #[error("writing the cache: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The writing half of a fill; `run` it in its own task.
+pub struct FillWriter {
+    cache: Arc<Cache>,
+    id: EntryId,
+    meta: StoredMeta,
+    temp_path: PathBuf,
+    file: Arc<File>,
+    progress: watch::Sender<Progress>,
+    expected_len: Option<u64>,
+    frame_timeout: Duration,
+}
+
+impl FillWriter {
+    /// Copies the origin body into the temp file, then commits the entry. On any failure
+    /// the temp file is removed, readers see an error, and nothing is stored.
+    pub async fn run<B>(mut self, body: B, metrics: &Metrics) -> Result<u64, FillError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let result = self.copy_and_commit(body, metrics).await;
+        self.cache
+            .fills
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        match &result {
+            Ok(len) => {
+                self.progress.send_replace(Progress::Complete(*len));
+            }
+            Err(error) => {
+                tracing::warn!(key = %self.meta.primary, %error, "cache fill abandoned");
+                self.progress.send_replace(Progress::Failed);
+                let _ = std::fs::remove_file(&self.temp_path);
+            }
+        }
+        result
+    }
+
+    async fn copy_and_commit<B>(&mut self, body: B, metrics: &Metrics) -> Result<u64, FillError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let max_memory = self.cache.memory.max_object();
+        let mut in_memory = self
+            .expected_len
+            .is_none_or(|len| len <= max_memory)
+            .then(BytesMut::new);
+        let mut pending = BytesMut::new();
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut body = pin!(body);
+        loop {
+            let frame = tokio::time::timeout(self.frame_timeout, body.frame())
+                .await
+                .map_err(|_| FillError::Stalled(self.frame_timeout))?;
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| FillError::Origin(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            metrics::add(&metrics.bytes_from_origin, data.len() as u64);
+            hasher.update(&data);
+            if let Some(buf) = &mut in_memory {
+                if (buf.len() + data.len()) as u64 <= max_memory {
+                    buf.extend_from_slice(&data);
+                } else {
+                    in_memory = None;
+                }
+            }
+            pending.extend_from_slice(&data);
+            if pending.len() >= CHUNK / 4 {
+                written = self.flush(&mut pending, written, true).await?;
+            }
+        }
+        // The last bytes become visible only with the commit, so that a client that has
+        // read the whole body finds the entry in the index.
+        written = self.flush(&mut pending, written, false).await?;
+        if let Some(expected) = self.expected_len
+            && expected != written
+        {
+            return Err(FillError::Truncated {
+                got: written,
+                expected,
+            });
+        }
+        if written > self.cache.disk_capacity {
+            // Served to the clients that followed it, never stored: it would evict everything.
+            let _ = std::fs::remove_file(&self.temp_path);
+            tracing::info!(key = %self.meta.primary, bytes = written, "object larger than the disk tier; not stored");
+            return Ok(written);
+        }
+        self.meta.body_len = written;
+        self.meta.body_sha256 = hex::encode(hasher.finalize());
+        let disk = self.cache.disk.clone();
+        let (file, temp, id, mut meta) = (
+            self.file.clone(),
+            self.temp_path.clone(),
+            self.id,
+            self.meta.clone(),
+        );
+        let committed = tokio::task::spawn_blocking(move || {
+            file.sync_data()?;
+            disk.commit(&id, &temp, &mut meta)?;
+            Ok::<_, io::Error>(meta)
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|result| result);
+        let meta = match committed {
+            Ok(meta) => meta,
+            Err(error) => {
+                // The body is whole: its readers finish; it is just not kept.
+                tracing::warn!(key = %self.meta.primary, %error, "cannot commit a cache entry");
+                let _ = std::fs::remove_file(&self.temp_path);
+                return Ok(written);
+            }
+        };
+        // Insert first: it drops any memory copy of the entry this one replaces.
+        self.cache.insert(Arc::new(Entry::new(self.id, meta)));
+        if let Some(bytes) = in_memory {
+            self.cache.memory.insert(self.id, bytes.freeze());
+        }
+        Ok(written)
+    }
+
+    async fn flush(&self, pending: &mut BytesMut, written: u64, publish: bool) -> io::Result<u64> {
+        if pending.is_empty() {
+            return Ok(written);
+        }
+        let chunk = pending.split().freeze();
+        let len = chunk.len() as u64;
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.write_all_at(&chunk, written))
+            .await
+            .map_err(io::Error::other)??;
+        // The last byte of a body of known length is published only with the commit.
+        if publish && self.expected_len != Some(written + len) {
+            self.progress.send_replace(Progress::Writing(written + len));
+        }
+        Ok(written + len)
+    }
+}
+
+fn body_error(message: &str) -> BodyError {
+    Box::new(io::Error::other(message.to_string()))
+}
+
+/// Streams `start..end` of a file whose written length `progress` reports.
+fn file_body(
+    file: Arc<File>,
+    start: u64,
+    end: Option<u64>,
+    progress: watch::Receiver<Progress>,
+) -> Body {
+    struct State {
+        file: Arc<File>,
+        pos: u64,
+        end: Option<u64>,
+        progress: watch::Receiver<Progress>,
+        done: bool,
+    }
+    let state = State {
+        file,
+        pos: start,
+        end,
+        progress,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let current = *st.progress.borrow_and_update();
+            let (available, complete) = match current {
+                Progress::Writing(n) => (n, false),
+                Progress::Complete(n) => (n, true),
+                Progress::Failed => {
+                    st.done = true;
+                    return Some((Err(body_error("origin fetch failed while streaming")), st));
+                }
+            };
+            let limit = st.end.map_or(available, |e| e.min(available));
+            if st.pos < limit {
+                let want = (limit - st.pos).min(CHUNK as u64) as usize;
+                let (file, pos) = (st.file.clone(), st.pos);
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; want];
+                    let n = file.read_at(&mut buf, pos)?;
+                    buf.truncate(n);
+                    Ok::<_, io::Error>(buf)
+                })
+                .await;
+                return match read {
+                    Ok(Ok(buf)) if !buf.is_empty() => {
+                        st.pos += buf.len() as u64;
+                        Some((Ok(Frame::data(Bytes::from(buf))), st))
+                    }
+                    Ok(Ok(_)) => {
+                        st.done = true;
+                        Some((Err(body_error("cache file shorter than recorded")), st))
+                    }
+                    Ok(Err(e)) => {
+                        st.done = true;
+                        Some((Err(Box::new(e) as BodyError), st))
+                    }
+                    Err(e) => {
+                        st.done = true;
+                        Some((Err(Box::new(e) as BodyError), st))
+                    }
+                };
+            }
+            if complete || st.end.is_some_and(|e| st.pos >= e) {
+                return None;
+            }
+            if st.progress.changed().await.is_err()
+                && matches!(*st.progress.borrow(), Progress::Writing(_))
+            {
+                st.done = true;
+                return Some((Err(body_error("cache fill abandoned")), st));
+            }
+        }
+    });
+    BodyExt::boxed(StreamBody::new(stream))
+}

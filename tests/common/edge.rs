@@ -1,0 +1,283 @@
+//! Test edges: [`TestEdge`] runs the real server in-process on 127.0.0.1:0;
+//! [`EdgeProcess`] spawns the real binary, reads its bound ports from the stderr log lines
+//! and kills it on drop. [`Client`] is a plain hyper client for both.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use meridian::edge::{self, EdgeConfig, proxy::Edge, route::OriginSpec};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A response, body collected.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+impl Client {
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Got {
+        self.send(Method::GET, url, headers, Bytes::new()).await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Got {
+        self.try_send(method, url, headers, body)
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn try_send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Got, String> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(60), self.inner.request(request))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(120), body.collect())
+            .await
+            .map_err(|_| "body timed out".to_string())?
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Got {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// The real server, in-process.
+pub struct TestEdge {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub edge: Arc<Edge>,
+    shutdown: CancellationToken,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestEdge {
+    /// An edge serving every Host from `origin_url`, memory + a private disk directory.
+    pub async fn for_origin(origin_url: &str) -> TestEdge {
+        TestEdge::start(EdgeConfig {
+            catch_all: Some(OriginSpec::from_url(origin_url).unwrap()),
+            origin_connect_timeout: Duration::from_secs(2),
+            origin_response_timeout: Duration::from_secs(5),
+            ..EdgeConfig::default()
+        })
+        .await
+    }
+
+    pub async fn start(mut config: EdgeConfig) -> TestEdge {
+        if config.cache_dir.is_none() {
+            // A directory per edge: several test edges run in one process.
+            let dir = std::env::temp_dir().join(format!(
+                "meridian-edge-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            config.cache_dir = Some(dir);
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let edge = edge::build(&config).await.expect("edge builds");
+        let shutdown = CancellationToken::new();
+        let done = tokio::spawn({
+            let (edge, shutdown) = (edge.clone(), shutdown.clone());
+            async move {
+                edge::serve(edge, &config, vec![listener], Some(admin), shutdown)
+                    .await
+                    .unwrap();
+            }
+        });
+        TestEdge {
+            addr,
+            admin: admin_addr,
+            edge,
+            shutdown,
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The real binary, spawned; killed on drop.
+pub struct EdgeProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl EdgeProcess {
+    pub fn spawn(args: &[&str]) -> EdgeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian-edge"))
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn meridian-edge");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[edge] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut addr, mut admin) = (None, None);
+        while addr.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("edge did not log its listening addresses");
+            let found = line
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            if let Some(found) = found {
+                if line.contains("admin listening on") {
+                    admin = Some(found);
+                } else {
+                    addr = Some(found);
+                }
+            }
+        }
+        let process = EdgeProcess {
+            child,
+            addr: addr.unwrap(),
+            admin: admin.unwrap(),
+        };
+        process.wait_ready();
+        process
+    }
+
+    /// Polls `/health` until the edge answers (the cache index is rebuilt before serving).
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(self.admin).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("edge admin never accepted connections");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "meridian-edge-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
