@@ -46,16 +46,16 @@ impl Edge {
             }
         });
         let deadline = Instant::now() + DEADLINE;
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the edge logs its admin address");
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             if let Some(rest) = line.split("admin listening on ").nth(1)
                 && let Some(admin) = rest.split_whitespace().next().and_then(|a| a.parse().ok())
             {
                 return Edge { child, admin };
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the edge on {ip} did not log its admin address");
     }
 
     fn health_url(&self) -> String {
