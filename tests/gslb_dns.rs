@@ -384,3 +384,35 @@ fn a_replaced_geoip_database_is_reloaded() {
         (addresses(&s, TARGET, RecordType::A, "4.0.0.0/24") == ["127.0.1.1"]).then_some(())
     });
 }
+
+#[test]
+fn a_debug_log_line_explains_each_scheduled_answer() {
+    let dir = copy_fixture("gslb-dns");
+    let db = common::geo::write_maxmind(dir.path());
+    let s = Server::with_zones(dir.path())
+        .geoip(&db)
+        .log_filter("info,meridian::dns=debug")
+        .start();
+    addresses(
+        &s,
+        "os.customer.com.w.cdn.example.net.",
+        RecordType::A,
+        "1.0.0.0/24",
+    );
+    let line = s.wait_for("the scheduling log line", || {
+        s.log()
+            .lines()
+            .find(|l| l.contains("scheduled"))
+            .map(str::to_string)
+    });
+    for part in [
+        "client=1.0.0.0",
+        "from_ecs=true",
+        "country=CN",
+        "policy=\"overseas\"",
+        "hongkong-1",
+        "reason=nearest",
+    ] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+}
