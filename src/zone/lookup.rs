@@ -9,7 +9,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::key::{WILDCARD_BUF, WireName, wildcard_child};
-use super::{Lookup, Node, RrSet, Zone};
+use super::{Lookup, Node, RrSet, StoredRData, Zone};
 
 impl Lookup {
     fn empty(rcode: ResponseCode, authoritative: bool) -> Self {
@@ -109,18 +109,16 @@ impl Zone {
 
     /// A and AAAA of the in-zone targets of NS, MX and SRV records (glue included).
     fn add_target_addresses(&self, additional: &mut Vec<Record>, rrset: &RrSet) {
-        let mut seen: Vec<&Name> = Vec::new();
-        for rdata in &rrset.rdatas {
-            let target = match rdata.as_rdata() {
-                Some(RData::NS(ns)) => &ns.0,
-                Some(RData::MX(mx)) => &mx.exchange,
-                Some(RData::SRV(srv)) => &srv.target,
-                _ => return,
+        for (index, rdata) in rrset.rdatas.iter().enumerate() {
+            let Some(target) = target_of(rdata) else {
+                return;
             };
-            if seen.contains(&target) || !self.origin.zone_of(target) {
+            let repeated = rrset.rdatas[..index]
+                .iter()
+                .any(|earlier| target_of(earlier) == Some(target));
+            if repeated || !self.origin.zone_of(target) {
                 continue;
             }
-            seen.push(target);
             let Some(node) = self.nodes.get(WireName::new(target).bytes()) else {
                 continue;
             };
@@ -130,6 +128,16 @@ impl Zone {
                 }
             }
         }
+    }
+}
+
+/// The host name an NS, MX or SRV record points to.
+fn target_of(rdata: &StoredRData) -> Option<&Name> {
+    match rdata.as_rdata() {
+        Some(RData::NS(ns)) => Some(&ns.0),
+        Some(RData::MX(mx)) => Some(&mx.exchange),
+        Some(RData::SRV(srv)) => Some(&srv.target),
+        _ => None,
     }
 }
 

@@ -90,6 +90,8 @@ pub struct Lookup {
 struct RrSet {
     rtype: RecordType,
     ttl: u32,
+    /// Line of the RRset's first record, for error messages.
+    first_line: u32,
     rdatas: Box<[StoredRData]>,
 }
 

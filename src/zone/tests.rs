@@ -638,3 +638,20 @@ fn include_with_an_origin_argument_and_owner_inheritance() {
     let after = ask(&set, "after.example.org.", RecordType::A);
     assert_eq!(rdatas(&after.answers), vec![a([192, 0, 2, 9])]);
 }
+
+#[test]
+fn zone_set_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<ZoneSet>();
+    shared::<Zone>();
+    shared::<Lookup>();
+}
+
+#[test]
+fn additional_targets_are_listed_once() {
+    let text = format!("{HEAD}m MX 10 ns\nm MX 20 ns\n");
+    let zone = Zone::from_text(&name("example.org."), &text).expect("zone");
+    let lookup = zone.lookup(&name("m.example.org."), RecordType::MX);
+    assert_eq!(types(&lookup.answers), vec![RecordType::MX; 2]);
+    assert_eq!(rdatas(&lookup.additional), vec![a([192, 0, 2, 7])]);
+}
