@@ -247,7 +247,12 @@ impl ZoneSet {
         let mut zones = Vec::new();
         for path in files {
             let loaded = build::load_zone_file(path);
-            set.source_files.extend(loaded.files);
+            for file in loaded.files {
+                // A file included twice is watched once.
+                if !set.source_files.contains(&file) {
+                    set.source_files.push(file);
+                }
+            }
             match loaded.zone {
                 Ok(zone) => {
                     if let Some(first) = origin_files.get(&zone.origin_key) {
