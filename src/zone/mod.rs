@@ -295,6 +295,22 @@ impl ZoneSet {
             .and_then(|&index| self.zones.get(index))
     }
 
+    /// The zone that answers `qname`/`qtype`: [`find`](Self::find), except that DS at a
+    /// zone's apex belongs to the parent side of the cut (RFC 4035 3.1.4.1), so when the
+    /// parent zone is hosted too, it answers.
+    pub fn find_for_query(&self, qname: &LowerName, qtype: RecordType) -> Option<&Zone> {
+        let zone = self.find(qname)?;
+        let at_apex = zone.origin_key.len() == WireName::new(qname).bytes().len();
+        if qtype == RecordType::DS
+            && at_apex
+            && !qname.is_root()
+            && let Some(parent) = self.find(&qname.base_name())
+        {
+            return Some(parent);
+        }
+        Some(zone)
+    }
+
     /// The zones, sorted by origin.
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
         self.zones.iter()

@@ -655,3 +655,31 @@ fn additional_targets_are_listed_once() {
     assert_eq!(types(&lookup.answers), vec![RecordType::MX; 2]);
     assert_eq!(rdatas(&lookup.additional), vec![a([192, 0, 2, 7])]);
 }
+
+#[test]
+fn ds_at_a_hosted_child_apex_is_answered_by_the_parent() {
+    let kid =
+        "$ORIGIN child.example.com.\n$TTL 60\n@ SOA ns root 1 2 3 4 5\n@ NS ns\nns A 192.0.2.7\n";
+    let set = load(&[("example.com.zone", EXAMPLE), ("child.zone", kid)]);
+    let find = |qname: &str, qtype| {
+        set.find_for_query(&LowerName::new(&name(qname)), qtype)
+            .map(|zone| zone.origin().to_ascii())
+    };
+    assert_eq!(
+        find("child.example.com.", RecordType::DS),
+        Some("example.com.".into())
+    );
+    assert_eq!(
+        find("child.example.com.", RecordType::NS),
+        Some("child.example.com.".into())
+    );
+    assert_eq!(
+        find("ns.child.example.com.", RecordType::DS),
+        Some("child.example.com.".into())
+    );
+    // No hosted parent: the zone itself answers.
+    assert_eq!(
+        find("example.com.", RecordType::DS),
+        Some("example.com.".into())
+    );
+}
