@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA};
@@ -245,8 +246,7 @@ impl ZoneSet {
         let mut set = ZoneSet::default();
         let mut origin_files: HashMap<NameKey, PathBuf, KeyHasher> = HashMap::default();
         let mut zones = Vec::new();
-        for path in files {
-            let loaded = build::load_zone_file(path);
+        for (path, loaded) in files.iter().zip(load_all(files)) {
             for file in loaded.files {
                 // A file included twice is watched once.
                 if !set.source_files.contains(&file) {
@@ -334,6 +334,56 @@ impl ZoneSet {
         self.zones.is_empty()
     }
 }
+
+/// Loads every file, on up to `available_parallelism` threads (files are independent);
+/// results in the order of `files`, so errors are reported deterministically.
+fn load_all(files: &[PathBuf]) -> Vec<build::LoadedZone> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .min(MAX_LOAD_THREADS);
+    if threads <= 1 {
+        return files
+            .iter()
+            .map(|path| build::load_zone_file(path))
+            .collect();
+    }
+    // Workers take the next file when done, so one large zone does not hold up the rest.
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<build::LoadedZone>> = files.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(index) else {
+                            break;
+                        };
+                        done.push((index, build::load_zone_file(path)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for worker in workers {
+            match worker.join() {
+                Ok(done) => {
+                    for (index, loaded) in done {
+                        if let Some(slot) = results.get_mut(index) {
+                            *slot = Some(loaded);
+                        }
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
+}
+
+const MAX_LOAD_THREADS: usize = 8;
 
 #[cfg(test)]
 mod tests;
