@@ -1,20 +1,26 @@
 //! The zone store: zone files in, validated immutable zones and authoritative answers out.
 //!
 //! ```text
-//! *.zone (+ $INCLUDE) --read--> records with FILE:LINE --build/validate--> Zone --lookup--> Lookup
-//!                                                                            \
-//! ZoneSet::load_dir: every zone of a directory, all errors at once            `-> ZoneSet::find
+//! dir/*.zone (+ $INCLUDE)
+//!    |  read: split into entries, parse each (hickory txt::Parser), keep FILE:LINE
+//!    v
+//!  build: validate, store in one hash map keyed by lowercased wire name
+//!    v                                   (empty non-terminals included)
+//!  Zone --lookup(qname, qtype)--> Lookup         ZoneSet = every Zone of the directory,
+//!                                                find(qname) = longest enclosing origin
 //! ```
 //!
-//! - [`read`](self::read) splits the text into entries and parses each with hickory's
-//!   `txt::Parser`, keeping the file and line of every record.
-//! - [`build`](self::build) checks the zone (one SOA at the apex, apex NS, CNAME alone, nothing
-//!   outside the zone, glue for in-zone NS targets) and stores it: one hash map from
-//!   lowercased wire name to node, with every empty non-terminal present as a node without
-//!   records, so that existence, closest encloser and zone cuts cost one hash lookup per
-//!   label, whatever the zone's size.
-//! - [`lookup`](self::lookup) answers one step of RFC 1034 4.3.2 with RFC 4592 wildcards,
-//!   RFC 2308 negative answers and RFC 8482 minimal ANY.
+//! - `read` splits the text into entries and parses each with hickory's `txt::Parser`
+//!   (plain A/AAAA lines by a fast path with the same hickory functions), keeping the file
+//!   and line of every record, and resolves `$INCLUDE` relative to the including file.
+//! - `build` checks the zone (one SOA at the apex, apex NS, CNAME alone, nothing outside the
+//!   zone, class IN, glue for in-zone NS targets) and stores it: every empty non-terminal is
+//!   a node without records, so existence, closest encloser and zone cuts cost one hash
+//!   lookup per label, whatever the zone's size.
+//! - `lookup` answers one step of RFC 1034 4.3.2 with RFC 4592 wildcards, RFC 2308 negative
+//!   answers and RFC 8482 minimal ANY.
+//! - [`ZoneSet::load_dir`] loads the files of a directory (in parallel, one file per
+//!   thread) and either returns every zone or every error of every file.
 //!
 //! This module reads files and nothing else: no sockets, no wire encoding, no clock. It does
 //! not chase CNAMEs (the caller does, across zones and into the GSLB scheduler) and does not
