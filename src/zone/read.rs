@@ -145,6 +145,8 @@ impl Reader<'_> {
         let file = self.out.files.len() as u32;
         self.out.files.push(path.to_path_buf());
         self.include_stack.push(path.to_path_buf());
+        // Editors on Windows start files with a byte order mark; it is not zone text.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for entry in Entries::new(text) {
             let loc = Loc {
                 file,

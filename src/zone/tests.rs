@@ -722,3 +722,10 @@ fn mangled_zone_text_never_panics() {
     // Some mutations land in comments or are harmless: both outcomes were exercised.
     assert!(loaded > 0 && loaded < 300, "{loaded}");
 }
+
+#[test]
+fn byte_order_mark_and_crlf_are_accepted() {
+    let text = format!("\u{feff}{}", HEAD.replace('\n', "\r\n"));
+    let zone = Zone::from_text(&name("example.org."), &text).expect("zone");
+    assert_eq!(zone.record_count(), 3);
+}
