@@ -12,7 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::key::{KeyHasher, NameKey, key_of, parent_key};
 use super::read::{Loc, ReadFile, RecordSink, read_zone_file, read_zone_text};
-use super::{Node, RrSet, StoredRData, Zone, ZoneError};
+use super::{Node, RDatas, RrSet, StoredRData, Zone, ZoneError};
 
 /// The result of loading one top-level zone file.
 pub(crate) struct LoadedZone {
@@ -171,9 +171,8 @@ impl Builder {
         };
         let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data);
         let mut nodes = self.nodes;
-        for (key, node) in nodes.iter_mut() {
+        for node in nodes.values_mut() {
             node.rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
-            node.is_cut = **key != *apex_key && node.rrset(RecordType::NS).is_some();
         }
 
         Ok(Zone {
@@ -242,7 +241,7 @@ impl Builder {
         let mut problem = None;
         if rtype == RecordType::CNAME {
             if let Some(cname) = node.rrset(RecordType::CNAME) {
-                if !cname.rdatas.contains(&data) {
+                if !cname.rdatas().contains(&data) {
                     problem = Some(format!(
                         "{} has more than one CNAME (first on line {}): a name can alias only one target",
                         record.name, cname.first_line
@@ -276,7 +275,7 @@ impl Builder {
         {
             let is_new = node
                 .rrset(RecordType::NS)
-                .is_none_or(|ns| !ns.rdatas.contains(&data));
+                .is_none_or(|ns| !ns.rdatas().contains(&data));
             if is_new {
                 self.ns_records.push(NsRecord {
                     owner: record.name.clone(),
@@ -288,8 +287,7 @@ impl Builder {
         match node.rrsets.iter_mut().find(|rrset| rrset.rtype == rtype) {
             Some(rrset) => {
                 // An RRset is a set (RFC 2181 5): a repeated record counts once.
-                if !rrset.rdatas.contains(&data) {
-                    push_boxed(&mut rrset.rdatas, data);
+                if rrset.insert(data) {
                     self.record_count += 1;
                 }
             }
@@ -300,7 +298,7 @@ impl Builder {
                         rtype,
                         ttl: record.ttl,
                         first_line: loc.line,
-                        rdatas: Box::new([data]),
+                        rdatas: RDatas::One(data),
                     },
                 );
                 self.record_count += 1;

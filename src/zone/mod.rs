@@ -99,7 +99,41 @@ struct RrSet {
     ttl: u32,
     /// Line of the RRset's first record, for error messages.
     first_line: u32,
-    rdatas: Box<[StoredRData]>,
+    rdatas: RDatas,
+}
+
+impl RrSet {
+    fn rdatas(&self) -> &[StoredRData] {
+        match &self.rdatas {
+            RDatas::One(rdata) => std::slice::from_ref(rdata),
+            RDatas::Many(rdatas) => rdatas,
+        }
+    }
+
+    /// Adds `rdata` unless the set holds it already (RFC 2181 5: an RRset is a set).
+    fn insert(&mut self, rdata: StoredRData) -> bool {
+        if self.rdatas().contains(&rdata) {
+            return false;
+        }
+        self.rdatas = match std::mem::replace(&mut self.rdatas, RDatas::Many(Box::new([]))) {
+            RDatas::One(first) => RDatas::Many(Box::new([first, rdata])),
+            RDatas::Many(rdatas) => {
+                let mut grown = Vec::with_capacity(rdatas.len() + 1);
+                grown.extend(rdatas);
+                grown.push(rdata);
+                RDatas::Many(grown.into_boxed_slice())
+            }
+        };
+        true
+    }
+}
+
+/// The records of an RRset. Most RRsets of a large zone hold one record: it is kept inline,
+/// saving an allocation and 16 bytes per record.
+#[derive(Debug)]
+enum RDatas {
+    One(StoredRData),
+    Many(Box<[StoredRData]>),
 }
 
 /// Record data as stored: addresses inline (24 bytes instead of hickory's 184-byte `RData`,
@@ -140,10 +174,8 @@ impl StoredRData {
 /// One name of the zone. An empty non-terminal has no RRsets.
 #[derive(Debug, Default)]
 struct Node {
-    /// Sorted by type code.
+    /// Sorted by type code. Below the apex, NS among them makes the node a zone cut.
     rrsets: Box<[RrSet]>,
-    /// Has NS and is not the apex: a delegation point.
-    is_cut: bool,
 }
 
 impl Node {
