@@ -153,13 +153,17 @@ fn main() {
         ("cname", &aliases, RecordType::A),
     ];
 
-    // `ZONE_BENCH_LOOP=<case>`: a plain loop of 1,000,000 lookups, for `perf stat`/`perf
-    // record` on a machine too noisy for timings.
+    // `ZONE_BENCH_LOOP=<case>`: a plain loop of lookups (`ZONE_BENCH_LOOP_COUNT`, default
+    // 1,000,000), for `perf record` or callgrind on a machine too noisy for timings.
     if let Ok(wanted) = std::env::var("ZONE_BENCH_LOOP") {
         for (label, qnames, qtype) in &cases {
             if *label == wanted {
+                let count: usize = std::env::var("ZONE_BENCH_LOOP_COUNT")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1_000_000);
                 let started = Instant::now();
-                for i in 0..1_000_000 {
+                for i in 0..count {
                     black_box(zone.lookup(black_box(&qnames[i % sample]), *qtype));
                 }
                 println!(

@@ -12,7 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::key::{KeyHasher, NameKey, key_of, parent_key};
 use super::read::{Loc, ReadFile, RecordSink, read_zone_file, read_zone_text};
-use super::{Node, RrSet, StoredRData, Zone, ZoneError};
+use super::{Node, RDatas, RrSet, StoredRData, Zone, ZoneError};
 
 /// The result of loading one top-level zone file.
 pub(crate) struct LoadedZone {
@@ -71,29 +71,21 @@ fn origin_from_file_name(path: &Path) -> (Option<Name>, Option<String>) {
     }
 }
 
-/// An RRset being collected, with the location of each record for error messages.
-struct PendingRrSet {
-    rtype: RecordType,
-    ttl: u32,
-    rdatas: Vec<StoredRData>,
-    locs: Vec<Loc>,
+/// Appends to a boxed slice keeping it exact-size (nodes hold one to a few RRsets, RRsets
+/// a few records: no spare capacity kept per node).
+fn push_boxed<T>(slice: &mut Box<[T]>, item: T) {
+    let old = std::mem::take(slice).into_vec();
+    let mut grown = Vec::with_capacity(old.len() + 1);
+    grown.extend(old);
+    grown.push(item);
+    *slice = grown.into_boxed_slice();
 }
 
-impl PendingRrSet {
-    fn first_line(&self) -> u32 {
-        self.locs.first().map_or(0, |loc| loc.line)
-    }
-}
-
-#[derive(Default)]
-struct PendingNode {
-    rrsets: Vec<PendingRrSet>,
-}
-
-impl PendingNode {
-    fn rrset(&self, rtype: RecordType) -> Option<&PendingRrSet> {
-        self.rrsets.iter().find(|rrset| rrset.rtype == rtype)
-    }
+/// An NS record kept for the glue check, which needs all records first.
+struct NsRecord {
+    owner: Name,
+    target: Name,
+    loc: Loc,
 }
 
 /// Types that may sit beside a CNAME (RFC 2181 10.1, RFC 4035 2.5).
@@ -106,7 +98,9 @@ fn allowed_beside_cname(rtype: RecordType) -> bool {
 struct Builder {
     /// Known from the first record on (the reader decides it).
     origin: Option<(Name, NameKey)>,
-    nodes: HashMap<NameKey, PendingNode, KeyHasher>,
+    /// Built in place: the final nodes, without a second copy of the zone at any time.
+    nodes: HashMap<NameKey, Node, KeyHasher>,
+    ns_records: Vec<NsRecord>,
     problems: Vec<(Loc, String)>,
     soa: Option<(Record, Loc)>,
     record_count: usize,
@@ -176,26 +170,9 @@ impl Builder {
             _ => (0, soa.ttl),
         };
         let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data);
-        // Sized up front: refilling a growing table in the iteration order of one with the
-        // same (unseeded) hash function clusters the keys and makes every probe long.
-        let mut nodes = HashMap::with_capacity_and_hasher(self.nodes.len(), KeyHasher::default());
-        for (key, pending) in self.nodes {
-            let mut rrsets: Vec<RrSet> = pending
-                .rrsets
-                .into_iter()
-                .map(|rrset| RrSet {
-                    rtype: rrset.rtype,
-                    ttl: rrset.ttl,
-                    rdatas: rrset.rdatas.into_boxed_slice(),
-                })
-                .collect();
-            rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
-            let is_cut = key != apex_key && rrsets.iter().any(|r| r.rtype == RecordType::NS);
-            let node = Node {
-                rrsets: rrsets.into_boxed_slice(),
-                is_cut,
-            };
-            nodes.insert(key, node);
+        let mut nodes = self.nodes;
+        for node in nodes.values_mut() {
+            node.rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
         }
 
         Ok(Zone {
@@ -264,11 +241,10 @@ impl Builder {
         let mut problem = None;
         if rtype == RecordType::CNAME {
             if let Some(cname) = node.rrset(RecordType::CNAME) {
-                if !cname.rdatas.contains(&data) {
+                if !cname.rdatas().contains(&data) {
                     problem = Some(format!(
                         "{} has more than one CNAME (first on line {}): a name can alias only one target",
-                        record.name,
-                        cname.first_line()
+                        record.name, cname.first_line
                     ));
                 }
             } else if let Some(other) = node
@@ -278,9 +254,7 @@ impl Builder {
             {
                 problem = Some(format!(
                     "{} has a CNAME and {} data (line {}): a CNAME must be alone at its name",
-                    record.name,
-                    other.rtype,
-                    other.first_line()
+                    record.name, other.rtype, other.first_line
                 ));
             }
         } else if !allowed_beside_cname(rtype)
@@ -288,8 +262,7 @@ impl Builder {
         {
             problem = Some(format!(
                 "{} has {rtype} data and a CNAME (line {}): a CNAME must be alone at its name",
-                record.name,
-                cname.first_line()
+                record.name, cname.first_line
             ));
         }
         if let Some(message) = problem {
@@ -297,22 +270,37 @@ impl Builder {
             return;
         }
 
+        if rtype == RecordType::NS
+            && let Some(RData::NS(target)) = data.as_rdata()
+        {
+            let is_new = node
+                .rrset(RecordType::NS)
+                .is_none_or(|ns| !ns.rdatas().contains(&data));
+            if is_new {
+                self.ns_records.push(NsRecord {
+                    owner: record.name.clone(),
+                    target: target.0.clone(),
+                    loc,
+                });
+            }
+        }
         match node.rrsets.iter_mut().find(|rrset| rrset.rtype == rtype) {
             Some(rrset) => {
                 // An RRset is a set (RFC 2181 5): a repeated record counts once.
-                if !rrset.rdatas.contains(&data) {
-                    rrset.rdatas.push(data);
-                    rrset.locs.push(loc);
+                if rrset.insert(data) {
                     self.record_count += 1;
                 }
             }
             None => {
-                node.rrsets.push(PendingRrSet {
-                    rtype,
-                    ttl: record.ttl,
-                    rdatas: vec![data],
-                    locs: vec![loc],
-                });
+                push_boxed(
+                    &mut node.rrsets,
+                    RrSet {
+                        rtype,
+                        ttl: record.ttl,
+                        first_line: loc.line,
+                        rdatas: RDatas::One(data),
+                    },
+                );
                 self.record_count += 1;
             }
         }
@@ -341,35 +329,23 @@ impl Builder {
 
     /// Every NS target inside the zone must have an address in it, or nobody can reach it.
     fn check_glue(&mut self, origin: &Name) {
-        let mut missing = Vec::new();
-        for (key, node) in &self.nodes {
-            let Some(ns) = node.rrset(RecordType::NS) else {
+        for ns in &self.ns_records {
+            if !origin.zone_of(&ns.target) {
                 continue;
-            };
-            for (rdata, loc) in ns.rdatas.iter().zip(&ns.locs) {
-                let Some(RData::NS(target)) = rdata.as_rdata() else {
-                    continue;
-                };
-                if !origin.zone_of(&target.0) {
-                    continue;
-                }
-                let has_address = self.nodes.get(&key_of(&target.0)).is_some_and(|t| {
-                    t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
-                });
-                if !has_address {
-                    let owner = name_of_key(key).unwrap_or_else(|| origin.clone());
-                    missing.push((
-                        *loc,
-                        format!(
-                            "NS {} of {owner} is inside the zone but has no A or AAAA record (missing glue)",
-                            target.0
-                        ),
-                    ));
-                }
+            }
+            let has_address = self.nodes.get(&key_of(&ns.target)).is_some_and(|t| {
+                t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
+            });
+            if !has_address {
+                self.problems.push((
+                    ns.loc,
+                    format!(
+                        "NS {} of {} is inside the zone but has no A or AAAA record (missing glue)",
+                        ns.target, ns.owner
+                    ),
+                ));
             }
         }
-        missing.sort_by_key(|(loc, _)| (loc.file, loc.line));
-        self.problems.extend(missing);
     }
 
     /// Inserts every missing ancestor between a name and the apex as a node without records,
@@ -389,25 +365,9 @@ impl Builder {
                 current = parent;
             }
         }
+        self.nodes.reserve(missing.len());
         for key in missing {
             self.nodes.entry(key).or_default();
         }
     }
-}
-
-/// The name a key stands for (lowercased), for messages.
-fn name_of_key(key: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut rest = key;
-    while let Some((&len, tail)) = rest.split_first() {
-        if len == 0 {
-            break;
-        }
-        let label = tail.get(..usize::from(len))?;
-        labels.push(label);
-        rest = tail.get(usize::from(len)..)?;
-    }
-    let mut name = Name::from_labels(labels).ok()?;
-    name.set_fqdn(true);
-    Some(name)
 }
