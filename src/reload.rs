@@ -7,7 +7,7 @@
 //! `/status`. Reloads are serialised so two triggers never race.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +41,8 @@ pub struct Reloader {
     sources: Sources,
     last: Mutex<Option<ReloadOutcome>>,
     serial: tokio::sync::Mutex<()>,
+    /// Reloads begun so far (for coalescing triggers).
+    started: AtomicU64,
     before_swap: Option<BeforeSwap>,
 }
 
@@ -51,6 +53,7 @@ impl Reloader {
             sources,
             last: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
+            started: AtomicU64::new(0),
             before_swap,
         }
     }
@@ -65,8 +68,20 @@ impl Reloader {
     }
 
     /// Load everything anew and swap it in, or keep the old snapshot and report why not.
+    ///
+    /// Triggers that arrive while a reload runs are coalesced: once the lock is ours, if a
+    /// reload *started* after this request was made, it read the files after whatever change
+    /// prompted this request, so its outcome is this request's outcome too.
     pub async fn reload(&self, trigger: &'static str) -> Result<u64, String> {
+        let ticket = self.started.load(Ordering::Acquire);
         let _one_at_a_time = self.serial.lock().await;
+        if self.started.load(Ordering::Acquire) > ticket
+            && let Some(outcome) = self.last_outcome()
+        {
+            tracing::debug!(trigger, "reload coalesced with one that started after it");
+            return outcome.result;
+        }
+        self.started.fetch_add(1, Ordering::AcqRel);
         let previous = self.shared.snapshot.load_full();
         let generation = previous.generation + 1;
         let sources = self.sources.clone();
@@ -196,7 +211,11 @@ impl Watcher {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = sighup => "SIGHUP",
                 paths = self.rx.recv() => {
-                    let Some(paths) = paths else { return Ok(()) };
+                    let Some(mut paths) = paths else { return Ok(()) };
+                    // Events that piled up during the last reload make one reload, not many.
+                    while let Ok(more) = self.rx.try_recv() {
+                        paths.extend(more);
+                    }
                     let included = self.reloader.shared.snapshot.load().watched_files();
                     if !paths.iter().any(|p| self.reloader.sources.is_relevant(p, &included)) {
                         continue;

@@ -146,7 +146,12 @@ impl Snapshot {
         let cdn_path = sources.cdn_config();
         let cdn = if cdn_path.exists() {
             match CdnConfig::load(&cdn_path) {
-                Ok(cfg) => Some(cfg),
+                Ok(cfg) => {
+                    for warning in &cfg.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    Some(cfg)
+                }
                 Err(errors) => {
                     lines.extend(errors.to_string().lines().map(str::to_string));
                     None

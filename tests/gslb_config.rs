@@ -120,10 +120,15 @@ fn durations_accept_seconds_and_milliseconds() {
     assert_eq!(cfg.health.timeout, Duration::from_millis(250));
     assert_eq!((cfg.health.rise, cfg.health.fall), (3, 1));
 
-    let e = errors("\n[health]\ninterval = \"2 parsecs\"\ntimeout = \"0s\"\nrise = 0\n");
+    let e =
+        errors("\n[health]\ninterval = \"2 parsecs\"\ntimeout = \"25h\"\nrise = 0\nfall = 1001\n");
     only_kind(&e, ErrorKind::InvalidValue);
-    assert_eq!(e.0.len(), 3, "{e}");
+    assert_eq!(e.0.len(), 4, "{e}");
     assert!(e.0.iter().all(|x| x.entry == Some(Entry::Health)));
+    only_kind(
+        &errors("\n[health]\ninterval = \"0s\"\n"),
+        ErrorKind::InvalidValue,
+    );
 }
 
 #[test]
@@ -501,4 +506,30 @@ fn cname_targets() {
         "a.static.customer.com.w.cdn.example.net."
     );
     assert!(cfg.cname_target("nope.customer.com").is_none());
+}
+
+#[test]
+fn mangled_configs_and_names_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let example = std::fs::read("tests/data/gslb/cdn.example.toml").unwrap();
+    let cfg = CdnConfig::parse(std::str::from_utf8(&example).unwrap(), Path::new(FILE)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let alphabet = b"*.-_[]=\"\n #0aZ\xc3\xa9:";
+    for _ in 0..2000 {
+        let mut bytes = example.clone();
+        for _ in 0..rng.random_range(1..8) {
+            let at = rng.random_range(0..bytes.len());
+            bytes[at] = alphabet[rng.random_range(0..alphabet.len())];
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = CdnConfig::parse(&text, Path::new(FILE));
+        let host: String = (0..rng.random_range(0..40))
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect();
+        let _ = cfg.match_host(&host);
+        let _ = cfg.cname_target(&host);
+        if let Ok(name) = Name::from_str(&format!("{host}.w.cdn.example.net.")) {
+            let _ = cfg.match_target(&LowerName::from(name));
+        }
+    }
 }

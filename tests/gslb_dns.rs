@@ -364,3 +364,55 @@ fn a_bad_cdn_toml_edit_keeps_the_old_configuration() {
         m.answers.first().is_some_and(|r| r.ttl == 45).then_some(())
     });
 }
+
+#[test]
+fn a_replaced_geoip_database_is_reloaded() {
+    let dir = copy_fixture("gslb-dns");
+    let geo_dir = tempfile::tempdir().unwrap();
+    let db = common::geo::write_maxmind(geo_dir.path());
+    let s = Server::with_zones(dir.path()).geoip(&db).start();
+    assert_eq!(
+        addresses(&s, TARGET, RecordType::A, "4.0.0.0/24"),
+        ["127.0.4.1"]
+    );
+    // The operator drops in a new database (written aside, renamed over the old one) in
+    // which 4.0.0.0/24 has moved to Shanghai.
+    let staging = tempfile::tempdir_in(geo_dir.path()).unwrap();
+    let new_db = common::geo::write_moved(staging.path(), "4.0.0.0/24", "CN", 31.22, 121.46);
+    std::fs::rename(&new_db, &db).unwrap();
+    s.wait_for("the new database to be used", || {
+        (addresses(&s, TARGET, RecordType::A, "4.0.0.0/24") == ["127.0.1.1"]).then_some(())
+    });
+}
+
+#[test]
+fn a_debug_log_line_explains_each_scheduled_answer() {
+    let dir = copy_fixture("gslb-dns");
+    let db = common::geo::write_maxmind(dir.path());
+    let s = Server::with_zones(dir.path())
+        .geoip(&db)
+        .log_filter("info,meridian::dns=debug")
+        .start();
+    addresses(
+        &s,
+        "os.customer.com.w.cdn.example.net.",
+        RecordType::A,
+        "1.0.0.0/24",
+    );
+    let line = s.wait_for("the scheduling log line", || {
+        s.log()
+            .lines()
+            .find(|l| l.contains("scheduled"))
+            .map(str::to_string)
+    });
+    for part in [
+        "client=1.0.0.0",
+        "from_ecs=true",
+        "country=CN",
+        "policy=\"overseas\"",
+        "hongkong-1",
+        "reason=nearest",
+    ] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+}

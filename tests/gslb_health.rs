@@ -229,3 +229,12 @@ async fn a_non_2xx_answer_is_a_failure() {
     checker.shutdown().await;
     server.abort();
 }
+
+#[test]
+fn reconcile_outside_a_runtime_updates_the_table_without_panicking() {
+    let table = Arc::new(HealthTable::new());
+    let checker = HealthChecker::new(Arc::clone(&table));
+    checker.reconcile(&config(&[("a", Some("http://127.0.0.1:9/h".into()))]));
+    assert_eq!(table.state("a"), Some(State::Unknown));
+    assert!(checker.checked_edges().is_empty());
+}

@@ -16,6 +16,7 @@ use hickory_proto::rr::{LowerName, Name};
 use meridian::cdn::{CdnConfig, TargetMatch};
 use meridian::geo::Country;
 use meridian::gslb::{ClientLocation, Family, select};
+use meridian::health::State;
 use serde::Deserialize;
 
 const DATA: &str = "tests/data/gslb";
@@ -121,13 +122,20 @@ fn run(path: &Path) -> Result<(), String> {
             return Err(format!("health names unknown edge {name:?}"));
         }
     }
-    let down: Vec<bool> = cfg
+    let states: Vec<State> = cfg
         .edges
         .iter()
-        .map(|e| sc.health.down.contains(&e.name))
+        .map(|e| {
+            if sc.health.down.contains(&e.name) {
+                State::Down
+            } else if sc.health.unknown.contains(&e.name) {
+                State::Unknown
+            } else {
+                State::Up
+            }
+        })
         .collect();
-    // "unknown" edges are served as up: nothing to mark.
-    let is_up = |i: usize| !down[i];
+    let is_up = |i: usize| states[i].is_served();
 
     let mut problems = String::new();
     for expect in &sc.expect {

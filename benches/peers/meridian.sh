@@ -10,6 +10,7 @@ BIN=${MERIDIAN_BIN:-$HERE/../../target/release/meridian}
 mkdir -p "$WORK/zones"
 if [[ -n ${ZONEFILE:-} ]]; then
     cp "$ZONEFILE" "$WORK/zones/cdn.example.net.zone"
+    cp "$ZONEFILE" "$WORK/staging.zone"   # reload_bench.sh edits this copy, then installs it
 else
     # The harness's zone has the geo name as a static record; Meridian schedules it instead.
     grep -v '^www\.customer\.com\.w' "$DATA/cdn.example.net.zone" > "$WORK/zones/cdn.example.net.zone"

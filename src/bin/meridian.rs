@@ -136,7 +136,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         // Installed before the sockets open, so a stop signal is never the default kill.
         let stop_signal = match StopSignal::install() {
             Ok(s) => s,
@@ -177,7 +177,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         running.wait().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
-    })
+    });
+    // A reload still parsing a large zone must not hold up the exit.
+    runtime.shutdown_background();
+    code
 }
 
 /// SIGINT and SIGTERM, both meaning "drain and stop".

@@ -259,48 +259,40 @@ impl CdnConfig {
     /// first, then the most specific wildcard; a wildcard matches one or more labels), an
     /// unknown name below the suffix, or a name outside it. O(labels), no allocation.
     pub fn match_target(&self, qname: &LowerName) -> TargetMatch {
-        let labels = qname.iter();
-        let total = labels.len();
-        let suffix_len = self.suffix_labels.len();
-        if total <= suffix_len {
-            return TargetMatch::NotUnderSuffix;
+        // One pass from the right: the suffix's labels, then the customer name's labels,
+        // written right to left into a stack buffer as "img.customer.com".
+        let mut labels = qname.iter();
+        for suffix_label in self.suffix_labels.iter().rev() {
+            match labels.next_back() {
+                Some(label) if label.eq_ignore_ascii_case(suffix_label) => {}
+                _ => return TargetMatch::NotUnderSuffix,
+            }
         }
-        let customer_len = total - suffix_len;
-        let suffix_matches = qname
-            .iter()
-            .skip(customer_len)
-            .zip(&self.suffix_labels)
-            .all(|(a, b)| a.eq_ignore_ascii_case(b));
-        if !suffix_matches {
+        if labels.len() == 0 {
             return TargetMatch::NotUnderSuffix;
         }
         let mut buf = [0u8; 256];
-        let mut len = 0;
-        for (i, label) in qname.iter().take(customer_len).enumerate() {
-            let wildcard_label = i == 0 && label == b"*";
-            if !wildcard_label
-                && !label
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-            {
-                // No accelerated domain has such a label (names are letters, digits, hyphens).
+        let mut start = buf.len();
+        while let Some(label) = labels.next_back() {
+            // A '.' inside a label would fake a label boundary. Any other byte is harmless:
+            // the index holds only lowercase letters, digits, '-' and '.', so it cannot match.
+            if label.contains(&b'.') {
                 return TargetMatch::UnknownUnderSuffix;
             }
-            let needed = label.len() + usize::from(i > 0);
-            if len + needed > buf.len() {
+            let dot = usize::from(start != buf.len());
+            if label.len() + dot > start {
                 return TargetMatch::UnknownUnderSuffix;
             }
-            if i > 0 {
-                buf[len] = b'.';
-                len += 1;
+            if dot == 1 {
+                start -= 1;
+                buf[start] = b'.';
             }
-            for &b in label {
-                buf[len] = b.to_ascii_lowercase();
-                len += 1;
-            }
+            start -= label.len();
+            let slot = &mut buf[start..start + label.len()];
+            slot.copy_from_slice(label);
+            slot.make_ascii_lowercase();
         }
-        let name = std::str::from_utf8(&buf[..len]).unwrap_or("");
-        match self.index.lookup(name) {
+        match self.index.lookup(&buf[start..]) {
             Some(i) => TargetMatch::Scheduled(i),
             None => TargetMatch::UnknownUnderSuffix,
         }
@@ -320,7 +312,7 @@ impl CdnConfig {
             .strip_suffix('.')
             .unwrap_or(trimmed)
             .to_ascii_lowercase();
-        self.index.lookup(&name)?;
+        self.index.lookup(name.as_bytes())?;
         let mut target = Name::from_ascii(format!("{name}.{}", self.suffix_text())).ok()?;
         target.set_fqdn(true);
         Some(target)
@@ -338,8 +330,7 @@ impl CdnConfig {
         let lower = &mut buf[..host.len()];
         lower.copy_from_slice(host.as_bytes());
         lower.make_ascii_lowercase();
-        let name = std::str::from_utf8(lower).ok()?;
-        self.index.lookup(name).map(|i| &self.domains[i])
+        self.index.lookup(lower).map(|i| &self.domains[i])
     }
 
     /// Index of the edge named `name`.
@@ -371,12 +362,54 @@ fn strip_port(host: &str) -> Option<&str> {
     }
 }
 
+/// A multiply-rotate hash over 8-byte words (FxHash style): the keys come from the
+/// configuration (a few dozen), so a fast hash beats SipHash on the per-query path without
+/// collision-attack risk (query names are only looked up, never inserted).
+#[derive(Clone, Copy, Default)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(NameHasher::K);
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+/// Names as lowercase ASCII bytes -> domain index.
+type NameMap = HashMap<Box<[u8]>, usize, std::hash::BuildHasherDefault<NameHasher>>;
+
 /// Exact and wildcard domain names -> domain index.
 #[derive(Debug, Clone, Default)]
 struct DomainIndex {
-    exact: HashMap<Box<str>, usize>,
+    exact: NameMap,
     /// Keyed by the name below `*.` ("customer.com" for "*.customer.com").
-    wildcard: HashMap<Box<str>, usize>,
+    wildcard: NameMap,
 }
 
 impl DomainIndex {
@@ -384,8 +417,11 @@ impl DomainIndex {
         let mut index = DomainIndex::default();
         for (i, domain) in domains.iter().enumerate() {
             match domain.name.strip_prefix("*.") {
-                Some(base) => index.wildcard.entry(base.into()).or_insert(i),
-                None => index.exact.entry(domain.name.as_str().into()).or_insert(i),
+                Some(base) => index.wildcard.entry(base.as_bytes().into()).or_insert(i),
+                None => index
+                    .exact
+                    .entry(domain.name.as_bytes().into())
+                    .or_insert(i),
             };
         }
         index
@@ -393,7 +429,7 @@ impl DomainIndex {
 
     /// `name` lowercase without trailing dot. Exact first, then wildcards from the most
     /// specific: "a.b.customer.com" tries "*.b.customer.com", then "*.customer.com", ...
-    fn lookup(&self, name: &str) -> Option<usize> {
+    fn lookup(&self, name: &[u8]) -> Option<usize> {
         if let Some(&i) = self.exact.get(name) {
             return Some(i);
         }
@@ -401,7 +437,7 @@ impl DomainIndex {
             return None;
         }
         let mut rest = name;
-        while let Some(dot) = rest.find('.') {
+        while let Some(dot) = rest.iter().position(|&b| b == b'.') {
             rest = &rest[dot + 1..];
             if let Some(&i) = self.wildcard.get(rest) {
                 return Some(i);

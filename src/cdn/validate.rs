@@ -291,6 +291,9 @@ fn check_cdn(report: &mut Report<'_>, spec: &CdnSpec) -> Option<CdnPart> {
     })
 }
 
+/// Longest accepted health interval or timeout.
+const MAX_HEALTH_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// "2s", "500ms", "1m", "1h" (a whole number and a unit).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -316,14 +319,14 @@ fn check_health(report: &mut Report<'_>, spec: &HealthSpec) -> HealthSettings {
                     default: Duration| {
         let Some(field) = field else { return default };
         match parse_duration(field.get_ref()) {
-            Some(d) if !d.is_zero() => d,
+            Some(d) if !d.is_zero() && d <= MAX_HEALTH_DURATION => d,
             _ => {
                 report.error(
                     Some(field.span()),
                     &entry,
                     ErrorKind::InvalidValue,
                     format!(
-                        "{what} {:?} is not a positive duration such as \"2s\" or \"500ms\"",
+                        "{what} {:?} is not a duration from \"1ms\" to \"24h\", such as \"2s\" or \"500ms\"",
                         field.get_ref()
                     ),
                 );
@@ -745,7 +748,7 @@ fn check_origin_loops(
         };
         for origin in &domain.origins {
             let Origin::Host(host) = origin else { continue };
-            if let Some(j) = index.lookup(host) {
+            if let Some(j) = index.lookup(host.as_bytes()) {
                 let matched = &domains[j].name;
                 let how = if matched == host {
                     "is".to_owned()

@@ -220,7 +220,7 @@ fn resolve(
     let mut seen: Vec<LowerName> = Vec::new();
     for hop in 0..MAX_CNAME_CHAIN {
         let lower = LowerName::from(&name);
-        let Some(zone) = snapshot.zones.find(&lower) else {
+        let Some(zone) = snapshot.zones.find_for_query(&lower, qtype) else {
             // Out of our zones: the first hop is REFUSED, a chain ends here with what it has.
             if hop > 0 {
                 resolution.rcode = ResponseCode::NoError;

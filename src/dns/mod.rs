@@ -7,6 +7,8 @@
 pub mod cache;
 pub mod ecs;
 pub mod handler;
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 pub mod schedule;
 pub mod server;
 

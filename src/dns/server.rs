@@ -1,9 +1,9 @@
 //! The sockets: UDP and TCP on every listen address, and the loops that feed
 //! [`super::handler::answer`].
 //!
-//! UDP runs on plain OS threads, one per worker, each with its own `SO_REUSEPORT` socket and
-//! reused buffers: the kernel spreads datagrams over the sockets and a query never waits on
-//! a lock or allocates a receive buffer. TCP runs on tokio, one task per connection, several
+//! UDP runs on plain OS threads, one per worker, each with its own `SO_REUSEPORT` socket,
+//! reused buffers and answer cache, moving datagrams in batches (`recvmmsg`/`sendmmsg`): the
+//! kernel spreads datagrams over the sockets and a query never waits on a lock. TCP runs on tokio, one task per connection, several
 //! queries per connection until an idle timeout. Every query loads the current snapshot
 //! once (lock-free, `ArcSwap`) and is answered from it to the end.
 
@@ -174,72 +174,129 @@ pub async fn serve(
     Ok(())
 }
 
+fn is_idle(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// One UDP worker on Linux: batches of datagrams in with `recvmmsg`, answers out with
+/// `sendmmsg`.
+#[cfg(target_os = "linux")]
 fn udp_worker(socket: UdpSocket, shared: &Shared, stop: &AtomicBool) {
-    let mut request = vec![0u8; 65535];
-    let mut response = Vec::with_capacity(4096);
+    use super::mmsg::{BATCH, Batch, send_all};
+    let mut batch = Batch::default();
+    let mut responses: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
     let mut cache = AnswerCache::default();
+    let mut outgoing: Vec<(usize, SocketAddr)> = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut request) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+        let received = match batch.recv(&socket) {
+            Ok(n) => n,
+            Err(e) if is_idle(&e) => continue,
             Err(e) => {
                 tracing::warn!("UDP receive failed: {e}");
                 continue;
             }
         };
-        let query = &request[..len];
         let snapshot = shared.snapshot.load();
-        let generation = (snapshot.generation, shared.health_generation());
-        let counted = match cache.answer(generation, query, src.ip(), &mut response) {
-            Some(counted) => counted,
-            None => {
-                let client = Client {
-                    src,
-                    transport: Transport::Udp,
-                };
-                let Some(answered) =
-                    handler::answer(&snapshot, &shared.metrics, client, query, &mut response)
-                else {
-                    shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                let counted = Counted {
-                    qtype: answered.qtype,
-                    rcode: answered.rcode,
-                    truncated: answered.truncated,
-                    scheduled: answered.scheduled,
-                };
-                cache.store(
-                    generation,
-                    query,
-                    src.ip(),
-                    answered.cacheability,
-                    counted.clone(),
-                    &response,
-                );
-                counted
+        outgoing.clear();
+        for (i, response) in responses.iter_mut().enumerate().take(received) {
+            let Some((query, src)) = batch.datagram(i) else {
+                continue;
+            };
+            if answer_datagram(shared, &snapshot, &mut cache, query, src, response) {
+                outgoing.push((i, src));
+            }
+        }
+        let datagrams: Vec<(&[u8], SocketAddr)> = outgoing
+            .iter()
+            .map(|&(i, src)| (responses[i].as_slice(), src))
+            .collect();
+        send_all(&socket, &datagrams);
+    }
+}
+
+/// One UDP worker elsewhere: a datagram at a time.
+#[cfg(not(target_os = "linux"))]
+fn udp_worker(socket: UdpSocket, shared: &Shared, stop: &AtomicBool) {
+    let mut request = vec![0u8; 65535];
+    let mut response = Vec::with_capacity(1232);
+    let mut cache = AnswerCache::default();
+    while !stop.load(Ordering::Relaxed) {
+        let (len, src) = match socket.recv_from(&mut request) {
+            Ok(r) => r,
+            Err(e) if is_idle(&e) => continue,
+            Err(e) => {
+                tracing::warn!("UDP receive failed: {e}");
+                continue;
             }
         };
-        shared.metrics.count_query(counted.qtype, counted.rcode);
-        if let Some(scheduled) = &counted.scheduled {
-            shared.metrics.count_scheduled(scheduled);
-        }
-        if counted.truncated {
-            shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = socket.send_to(&response, src) {
-            tracing::debug!(%src, "UDP send failed: {e}");
+        let snapshot = shared.snapshot.load();
+        if answer_datagram(
+            shared,
+            &snapshot,
+            &mut cache,
+            &request[..len],
+            src,
+            &mut response,
+        ) {
+            if let Err(e) = socket.send_to(&response, src) {
+                tracing::debug!(%src, "UDP send failed: {e}");
+            }
         }
     }
+}
+
+/// Answer one datagram into `response`, from the worker's answer cache when it can, and
+/// count it. Returns whether there is something to send.
+fn answer_datagram(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    cache: &mut AnswerCache,
+    query: &[u8],
+    src: SocketAddr,
+    response: &mut Vec<u8>,
+) -> bool {
+    let generation = (snapshot.generation, shared.health_generation());
+    let counted = match cache.answer(generation, query, src.ip(), response) {
+        Some(counted) => counted,
+        None => {
+            let client = Client {
+                src,
+                transport: Transport::Udp,
+            };
+            let Some(answered) =
+                handler::answer(snapshot, &shared.metrics, client, query, response)
+            else {
+                shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            };
+            let counted = Counted {
+                qtype: answered.qtype,
+                rcode: answered.rcode,
+                truncated: answered.truncated,
+                scheduled: answered.scheduled,
+            };
+            cache.store(
+                generation,
+                query,
+                src.ip(),
+                answered.cacheability,
+                counted.clone(),
+                response,
+            );
+            counted
+        }
+    };
+    shared.metrics.count_query(counted.qtype, counted.rcode);
+    if let Some(scheduled) = &counted.scheduled {
+        shared.metrics.count_scheduled(scheduled);
+    }
+    if counted.truncated {
+        shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
+    }
+    true
 }
 
 async fn accept_loop(

@@ -223,18 +223,9 @@ pub fn select(
 
     let client_position = unit_vector(client.lat, client.lon);
     // Larger dot product of unit vectors = smaller great-circle distance.
-    let mut candidates: Vec<(usize, f64)> = on_side(side)
+    let competing = on_side(side)
         .filter(|&i| family.has_address(&cfg.edges[i]) && (fail_open || is_up(i)))
-        .map(|i| (i, dot(cfg.edges[i].position, client_position)))
-        .collect();
-    if candidates.is_empty() {
-        return Selection {
-            edges: Vec::new(),
-            fail_open,
-            side,
-            reason: Reason::NoAddressOfFamily,
-        };
-    }
+        .map(|i| (i, dot(cfg.edges[i].position, client_position)));
     let order = |a: &(usize, f64), b: &(usize, f64)| -> Ordering {
         let (ea, eb) = (&cfg.edges[a.0], &cfg.edges[b.0]);
         b.1.total_cmp(&a.1)
@@ -242,14 +233,33 @@ pub fn select(
             .then_with(|| ea.name.cmp(&eb.name))
     };
     let answers = cfg.answers.max(1);
-    if candidates.len() > answers {
-        candidates.select_nth_unstable_by(answers - 1, order);
-        candidates.truncate(answers);
+    let edges: Vec<usize> = if answers == 1 {
+        // The common case: the best edge, no sorting.
+        competing
+            .min_by(order)
+            .map(|(i, _)| i)
+            .into_iter()
+            .collect()
+    } else {
+        let mut candidates: Vec<(usize, f64)> = competing.collect();
+        if candidates.len() > answers {
+            candidates.select_nth_unstable_by(answers - 1, order);
+            candidates.truncate(answers);
+        }
+        candidates.sort_unstable_by(order);
+        candidates.into_iter().map(|(i, _)| i).collect()
+    };
+    if edges.is_empty() {
+        return Selection {
+            edges,
+            fail_open,
+            side,
+            reason: Reason::NoAddressOfFamily,
+        };
     }
-    candidates.sort_unstable_by(order);
 
     Selection {
-        edges: candidates.into_iter().map(|(i, _)| i).collect(),
+        edges,
         fail_open,
         side,
         reason: if fail_open {

@@ -70,12 +70,19 @@ impl HealthChecker {
     /// Aligns tasks and table with `cfg`: edges added get a checker (and start unknown),
     /// removed edges lose theirs, kept edges keep their state; a kept edge whose URL or
     /// `[health]` settings changed gets a new checker that continues from its state.
-    /// Must be called inside a Tokio runtime. Does nothing after `shutdown`.
+    /// Starts tasks only inside a Tokio runtime (outside one it only updates the table).
+    /// Does nothing after `shutdown`.
     pub fn reconcile(&self, cfg: &CdnConfig) {
         if self.root.is_cancelled() {
             return;
         }
         let entries = self.table.sync(cfg, SystemTime::now());
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::error!(
+                "health checks not started: reconcile was called outside a Tokio runtime"
+            );
+            return;
+        }
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         while tasks.set.try_join_next().is_some() {}
 

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::key::{KeyHasher, NameKey, key_of, parent_key};
-use super::read::{Loc, ReadFile, read_zone_file};
-use super::{Node, RrSet, Zone, ZoneError};
+use super::read::{Loc, ReadFile, RecordSink, read_zone_file, read_zone_text};
+use super::{Node, RDatas, RrSet, StoredRData, Zone, ZoneError};
 
 /// The result of loading one top-level zone file.
 pub(crate) struct LoadedZone {
@@ -24,27 +24,26 @@ pub(crate) struct LoadedZone {
 /// Reads, validates and stores the zone in `path`.
 pub(crate) fn load_zone_file(path: &Path) -> LoadedZone {
     let (default_origin, name_error) = origin_from_file_name(path);
-    let mut read = read_zone_file(path, default_origin);
+    let mut builder = Builder::default();
+    let read = read_zone_file(path, default_origin, &mut builder);
+    let files = read.files.clone();
     if read.unreadable {
         return LoadedZone {
             zone: Err(read.errors),
-            files: read.files,
+            files,
         };
     }
-    let Some(origin) = read.origin.clone() else {
-        read.errors.push(ZoneError {
-            file: path.to_path_buf(),
-            line: None,
-            message: name_error.unwrap_or_else(|| "the zone has no origin".to_owned()),
-        });
-        return LoadedZone {
-            zone: Err(read.errors),
-            files: read.files,
-        };
-    };
-    let files = read.files.clone();
-    let zone = build_zone(path, origin, read);
+    let zone = builder.finish(path, read, name_error);
     LoadedZone { zone, files }
+}
+
+/// Parses and validates zone `text` for `origin` without touching the file system
+/// (`$INCLUDE` is refused). Errors name the file `<text>`.
+pub(crate) fn zone_from_text(origin: &Name, text: &str) -> Result<Zone, Vec<ZoneError>> {
+    let label = Path::new("<text>");
+    let mut builder = Builder::default();
+    let read = read_zone_text(label, text, Some(origin.clone()), false, &mut builder);
+    builder.finish(label, read, None)
 }
 
 /// The origin given by a file name (`example.com.zone` -> `example.com.`), or why there is
@@ -72,25 +71,21 @@ fn origin_from_file_name(path: &Path) -> (Option<Name>, Option<String>) {
     }
 }
 
-/// An RRset being collected, with the location of each record for error messages.
-struct PendingRrSet {
-    rtype: RecordType,
-    ttl: u32,
-    rdatas: Vec<RData>,
-    locs: Vec<Loc>,
+/// Appends to a boxed slice keeping it exact-size (nodes hold one to a few RRsets, RRsets
+/// a few records: no spare capacity kept per node).
+fn push_boxed<T>(slice: &mut Box<[T]>, item: T) {
+    let old = std::mem::take(slice).into_vec();
+    let mut grown = Vec::with_capacity(old.len() + 1);
+    grown.extend(old);
+    grown.push(item);
+    *slice = grown.into_boxed_slice();
 }
 
-#[derive(Default)]
-struct PendingNode {
-    /// The owner as first written, for messages.
-    name: Option<Name>,
-    rrsets: Vec<PendingRrSet>,
-}
-
-impl PendingNode {
-    fn rrset(&self, rtype: RecordType) -> Option<&PendingRrSet> {
-        self.rrsets.iter().find(|rrset| rrset.rtype == rtype)
-    }
+/// An NS record kept for the glue check, which needs all records first.
+struct NsRecord {
+    owner: Name,
+    target: Name,
+    loc: Loc,
 }
 
 /// Types that may sit beside a CNAME (RFC 2181 10.1, RFC 4035 2.5).
@@ -98,147 +93,158 @@ fn allowed_beside_cname(rtype: RecordType) -> bool {
     matches!(rtype, RecordType::RRSIG | RecordType::NSEC)
 }
 
+/// Collects the records of one zone as the reader parses them, checking each on arrival.
+#[derive(Default)]
 struct Builder {
-    origin: Name,
-    nodes: HashMap<NameKey, PendingNode, KeyHasher>,
-    read: ReadFile,
+    /// Known from the first record on (the reader decides it).
+    origin: Option<(Name, NameKey)>,
+    /// Built in place: the final nodes, without a second copy of the zone at any time.
+    nodes: HashMap<NameKey, Node, KeyHasher>,
+    ns_records: Vec<NsRecord>,
+    problems: Vec<(Loc, String)>,
     soa: Option<(Record, Loc)>,
     record_count: usize,
 }
 
-fn build_zone(path: &Path, origin: Name, mut read: ReadFile) -> Result<Zone, Vec<ZoneError>> {
-    let records = std::mem::take(&mut read.records);
-    let mut builder = Builder {
-        origin,
-        nodes: HashMap::default(),
-        read,
-        soa: None,
-        record_count: 0,
-    };
-    let apex_key = key_of(&builder.origin);
-    builder.nodes.entry(apex_key.clone()).or_default();
-    for (record, loc) in records {
-        builder.insert(record, loc);
-    }
-    builder.check_apex(path, &apex_key);
-    builder.check_glue();
-    builder.add_empty_non_terminals(&apex_key);
-
-    let Builder {
-        origin,
-        nodes,
-        mut read,
-        soa,
-        record_count,
-    } = builder;
-    let soa = match soa {
-        Some((soa, _)) if read.errors.is_empty() => soa,
-        _ => {
-            read.errors.sort_by(|a, b| {
-                // Files in reading order, then lines, then zone-wide problems; stable.
-                let rank = |e: &ZoneError| {
-                    let file = read.files.iter().position(|f| *f == e.file);
-                    (file, e.line.is_none(), e.line)
-                };
-                rank(a).cmp(&rank(b))
-            });
-            return Err(read.errors);
-        }
-    };
-    let (serial, negative_ttl) = match &soa.data {
-        RData::SOA(rdata) => (rdata.serial, soa.ttl.min(rdata.minimum)),
-        _ => (0, soa.ttl),
-    };
-    let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data.clone());
-
-    let nodes = nodes
-        .into_iter()
-        .map(|(key, pending)| {
-            let is_apex = key == apex_key;
-            let mut rrsets: Vec<RrSet> = pending
-                .rrsets
-                .into_iter()
-                .map(|rrset| RrSet {
-                    rtype: rrset.rtype,
-                    ttl: rrset.ttl,
-                    rdatas: rrset.rdatas.into_boxed_slice(),
-                })
-                .collect();
-            rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
-            let is_cut = !is_apex && rrsets.iter().any(|r| r.rtype == RecordType::NS);
-            let node = Node {
-                rrsets: rrsets.into_boxed_slice(),
-                is_cut,
+impl RecordSink for Builder {
+    fn record(&mut self, zone_origin: Option<&Name>, record: Record, loc: Loc) {
+        if self.origin.is_none() {
+            let Some(origin) = zone_origin else {
+                // Reported once by `finish`: the zone has no origin.
+                return;
             };
-            (key, node)
-        })
-        .collect();
-
-    Ok(Zone {
-        origin_labels: origin.iter().len(),
-        origin_key: apex_key,
-        origin,
-        file: path.to_path_buf(),
-        serial,
-        negative_soa,
-        record_count,
-        nodes,
-    })
+            let apex_key = key_of(origin);
+            self.nodes.entry(apex_key.clone()).or_default();
+            self.origin = Some((origin.clone(), apex_key));
+        }
+        self.insert(record, loc);
+    }
 }
 
 impl Builder {
+    /// Whole-zone checks, then the immutable [`Zone`], or every error of the file.
+    fn finish(
+        mut self,
+        path: &Path,
+        mut read: ReadFile,
+        name_error: Option<String>,
+    ) -> Result<Zone, Vec<ZoneError>> {
+        if self.origin.is_none()
+            && let Some(origin) = &read.origin
+        {
+            let apex_key = key_of(origin);
+            self.nodes.entry(apex_key.clone()).or_default();
+            self.origin = Some((origin.clone(), apex_key));
+        }
+        let Some((origin, apex_key)) = self.origin.clone() else {
+            read.errors.push(ZoneError {
+                file: path.to_path_buf(),
+                line: None,
+                message: name_error.unwrap_or_else(|| "the zone has no origin".to_owned()),
+            });
+            return Err(read.errors);
+        };
+        self.check_apex(path, &origin, &apex_key, &mut read.errors);
+        self.check_glue(&origin);
+        for (loc, message) in std::mem::take(&mut self.problems) {
+            read.error_at(loc, message);
+        }
+        let soa = match self.soa.take() {
+            Some((soa, _)) if read.errors.is_empty() => soa,
+            _ => {
+                read.errors.sort_by(|a, b| {
+                    // Files in reading order, then lines, then zone-wide problems; stable.
+                    let rank = |e: &ZoneError| {
+                        let file = read.files.iter().position(|f| *f == e.file);
+                        (file, e.line.is_none(), e.line)
+                    };
+                    rank(a).cmp(&rank(b))
+                });
+                return Err(read.errors);
+            }
+        };
+        self.add_empty_non_terminals(&apex_key);
+
+        let (serial, negative_ttl) = match &soa.data {
+            RData::SOA(rdata) => (rdata.serial, soa.ttl.min(rdata.minimum)),
+            _ => (0, soa.ttl),
+        };
+        let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data);
+        let mut nodes = self.nodes;
+        for node in nodes.values_mut() {
+            node.rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
+        }
+
+        Ok(Zone {
+            origin_labels: origin.iter().len(),
+            origin_key: apex_key,
+            origin,
+            file: path.to_path_buf(),
+            serial,
+            negative_soa,
+            record_count: self.record_count,
+            nodes,
+        })
+    }
+
     fn insert(&mut self, record: Record, loc: Loc) {
+        let Some((origin, _)) = &self.origin else {
+            return;
+        };
         let rtype = record.record_type();
         if record.dns_class != DNSClass::IN {
-            self.read.error_at(
+            self.problems.push((
                 loc,
                 format!(
                     "class {} is not supported: only IN zones are served",
                     record.dns_class
                 ),
-            );
+            ));
             return;
         }
-        if !self.origin.zone_of(&record.name) {
-            self.read.error_at(
+        if !origin.zone_of(&record.name) {
+            self.problems.push((
                 loc,
                 format!(
-                    "{} is outside the zone {}: a zone file may only hold names at or below its origin",
-                    record.name, self.origin
+                    "{} is outside the zone {origin}: a zone file may only hold names at or below its origin",
+                    record.name
                 ),
-            );
+            ));
             return;
         }
         if rtype == RecordType::SOA {
-            if record.name != self.origin {
-                self.read.error_at(
+            if record.name != *origin {
+                self.problems.push((
                     loc,
                     format!(
-                        "SOA record at {}, but the SOA belongs at the zone apex {}",
-                        record.name, self.origin
+                        "SOA record at {}, but the SOA belongs at the zone apex {origin}",
+                        record.name
                     ),
-                );
+                ));
                 return;
             }
             if let Some((_, first)) = &self.soa {
                 let first_line = first.line;
-                self.read.error_at(
+                self.problems.push((
                     loc,
-                    format!("second SOA record (the first is on line {first_line}): a zone has exactly one"),
-                );
+                    format!(
+                        "second SOA record (the first is on line {first_line}): a zone has exactly one"
+                    ),
+                ));
                 return;
             }
             self.soa = Some((record.clone(), loc));
         }
 
         let node = self.nodes.entry(key_of(&record.name)).or_default();
+        let data = StoredRData::new(record.data);
         let mut problem = None;
         if rtype == RecordType::CNAME {
             if let Some(cname) = node.rrset(RecordType::CNAME) {
-                if !cname.rdatas.contains(&record.data) {
+                if !cname.rdatas().contains(&data) {
                     problem = Some(format!(
                         "{} has more than one CNAME (first on line {}): a name can alias only one target",
-                        record.name, cname.locs[0].line
+                        record.name, cname.first_line
                     ));
                 }
             } else if let Some(other) = node
@@ -248,7 +254,7 @@ impl Builder {
             {
                 problem = Some(format!(
                     "{} has a CNAME and {} data (line {}): a CNAME must be alone at its name",
-                    record.name, other.rtype, other.locs[0].line
+                    record.name, other.rtype, other.first_line
                 ));
             }
         } else if !allowed_beside_cname(rtype)
@@ -256,44 +262,56 @@ impl Builder {
         {
             problem = Some(format!(
                 "{} has {rtype} data and a CNAME (line {}): a CNAME must be alone at its name",
-                record.name, cname.locs[0].line
+                record.name, cname.first_line
             ));
         }
         if let Some(message) = problem {
-            self.read.error_at(loc, message);
+            self.problems.push((loc, message));
             return;
         }
 
-        if node.name.is_none() {
-            node.name = Some(record.name.clone());
+        if rtype == RecordType::NS
+            && let Some(RData::NS(target)) = data.as_rdata()
+        {
+            let is_new = node
+                .rrset(RecordType::NS)
+                .is_none_or(|ns| !ns.rdatas().contains(&data));
+            if is_new {
+                self.ns_records.push(NsRecord {
+                    owner: record.name.clone(),
+                    target: target.0.clone(),
+                    loc,
+                });
+            }
         }
         match node.rrsets.iter_mut().find(|rrset| rrset.rtype == rtype) {
             Some(rrset) => {
                 // An RRset is a set (RFC 2181 5): a repeated record counts once.
-                if !rrset.rdatas.contains(&record.data) {
-                    rrset.rdatas.push(record.data);
-                    rrset.locs.push(loc);
+                if rrset.insert(data) {
                     self.record_count += 1;
                 }
             }
             None => {
-                node.rrsets.push(PendingRrSet {
-                    rtype,
-                    ttl: record.ttl,
-                    rdatas: vec![record.data],
-                    locs: vec![loc],
-                });
+                push_boxed(
+                    &mut node.rrsets,
+                    RrSet {
+                        rtype,
+                        ttl: record.ttl,
+                        first_line: loc.line,
+                        rdatas: RDatas::One(data),
+                    },
+                );
                 self.record_count += 1;
             }
         }
     }
 
-    fn check_apex(&mut self, path: &Path, apex_key: &[u8]) {
+    fn check_apex(&self, path: &Path, origin: &Name, apex_key: &[u8], errors: &mut Vec<ZoneError>) {
         if self.soa.is_none() {
-            self.read.errors.push(ZoneError {
+            errors.push(ZoneError {
                 file: path.to_path_buf(),
                 line: None,
-                message: format!("no SOA record at the zone apex {}", self.origin),
+                message: format!("no SOA record at the zone apex {origin}"),
             });
         }
         let has_ns = self
@@ -301,44 +319,32 @@ impl Builder {
             .get(apex_key)
             .is_some_and(|apex| apex.rrset(RecordType::NS).is_some());
         if !has_ns {
-            self.read.errors.push(ZoneError {
+            errors.push(ZoneError {
                 file: path.to_path_buf(),
                 line: None,
-                message: format!("no NS record at the zone apex {}", self.origin),
+                message: format!("no NS record at the zone apex {origin}"),
             });
         }
     }
 
     /// Every NS target inside the zone must have an address in it, or nobody can reach it.
-    fn check_glue(&mut self) {
-        let mut missing = Vec::new();
-        for node in self.nodes.values() {
-            let Some(ns) = node.rrset(RecordType::NS) else {
+    fn check_glue(&mut self, origin: &Name) {
+        for ns in &self.ns_records {
+            if !origin.zone_of(&ns.target) {
                 continue;
-            };
-            for (rdata, loc) in ns.rdatas.iter().zip(&ns.locs) {
-                let RData::NS(target) = rdata else { continue };
-                if !self.origin.zone_of(&target.0) {
-                    continue;
-                }
-                let has_address = self.nodes.get(&key_of(&target.0)).is_some_and(|t| {
-                    t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
-                });
-                if !has_address {
-                    let owner = node.name.as_ref().unwrap_or(&self.origin);
-                    missing.push((
-                        *loc,
-                        format!(
-                            "NS {} of {owner} is inside the zone but has no A or AAAA record (missing glue)",
-                            target.0
-                        ),
-                    ));
-                }
             }
-        }
-        missing.sort_by_key(|(loc, _)| (loc.file, loc.line));
-        for (loc, message) in missing {
-            self.read.error_at(loc, message);
+            let has_address = self.nodes.get(&key_of(&ns.target)).is_some_and(|t| {
+                t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
+            });
+            if !has_address {
+                self.problems.push((
+                    ns.loc,
+                    format!(
+                        "NS {} of {} is inside the zone but has no A or AAAA record (missing glue)",
+                        ns.target, ns.owner
+                    ),
+                ));
+            }
         }
     }
 
@@ -359,6 +365,7 @@ impl Builder {
                 current = parent;
             }
         }
+        self.nodes.reserve(missing.len());
         for key in missing {
             self.nodes.entry(key).or_default();
         }

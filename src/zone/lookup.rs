@@ -9,7 +9,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::key::{WILDCARD_BUF, WireName, wildcard_child};
-use super::{Lookup, Node, RrSet, Zone};
+use super::{Lookup, Node, RrSet, StoredRData, Zone};
 
 impl Lookup {
     fn empty(rcode: ResponseCode, authoritative: bool) -> Self {
@@ -43,7 +43,8 @@ impl Zone {
             };
             // DS belongs to the parent side of a cut (RFC 4035 3.1.4.1).
             let parent_side_ds = depth == labels && qtype == RecordType::DS;
-            if child.is_cut && !parent_side_ds {
+            // Below the apex, NS means a zone cut (RFC 1034 4.2.1).
+            if !parent_side_ds && child.rrset(RecordType::NS).is_some() {
                 return self.referral(qname.trim_to(depth), child);
             }
             node = child;
@@ -74,10 +75,13 @@ impl Zone {
         } else if let Some(cname) = node.rrset(RecordType::CNAME)
             && qtype != RecordType::CNAME
         {
-            lookup.cname_target = cname.rdatas.iter().find_map(|rdata| match rdata {
-                RData::CNAME(target) => Some(target.0.clone()),
-                _ => None,
-            });
+            lookup.cname_target = cname
+                .rdatas()
+                .iter()
+                .find_map(|rdata| match rdata.as_rdata() {
+                    Some(RData::CNAME(target)) => Some(target.0.clone()),
+                    _ => None,
+                });
             Some(cname)
         } else {
             node.rrset(qtype)
@@ -106,18 +110,17 @@ impl Zone {
 
     /// A and AAAA of the in-zone targets of NS, MX and SRV records (glue included).
     fn add_target_addresses(&self, additional: &mut Vec<Record>, rrset: &RrSet) {
-        let mut seen: Vec<&Name> = Vec::new();
-        for rdata in &rrset.rdatas {
-            let target = match rdata {
-                RData::NS(ns) => &ns.0,
-                RData::MX(mx) => &mx.exchange,
-                RData::SRV(srv) => &srv.target,
-                _ => return,
+        let rdatas = rrset.rdatas();
+        for (index, rdata) in rdatas.iter().enumerate() {
+            let Some(target) = target_of(rdata) else {
+                return;
             };
-            if seen.contains(&target) || !self.origin.zone_of(target) {
+            let repeated = rdatas[..index]
+                .iter()
+                .any(|earlier| target_of(earlier) == Some(target));
+            if repeated || !self.origin.zone_of(target) {
                 continue;
             }
-            seen.push(target);
             let Some(node) = self.nodes.get(WireName::new(target).bytes()) else {
                 continue;
             };
@@ -130,11 +133,22 @@ impl Zone {
     }
 }
 
+/// The host name an NS, MX or SRV record points to.
+fn target_of(rdata: &StoredRData) -> Option<&Name> {
+    match rdata.as_rdata() {
+        Some(RData::NS(ns)) => Some(&ns.0),
+        Some(RData::MX(mx)) => Some(&mx.exchange),
+        Some(RData::SRV(srv)) => Some(&srv.target),
+        _ => None,
+    }
+}
+
 fn push_rrset(section: &mut Vec<Record>, owner: &Name, rrset: &RrSet) {
+    section.reserve_exact(rrset.rdatas().len());
     section.extend(
         rrset
-            .rdatas
+            .rdatas()
             .iter()
-            .map(|rdata| Record::from_rdata(owner.clone(), rrset.ttl, rdata.clone())),
+            .map(|rdata| Record::from_rdata(owner.clone(), rrset.ttl, rdata.to_rdata())),
     );
 }

@@ -1,20 +1,26 @@
 //! The zone store: zone files in, validated immutable zones and authoritative answers out.
 //!
 //! ```text
-//! *.zone (+ $INCLUDE) --read--> records with FILE:LINE --build/validate--> Zone --lookup--> Lookup
-//!                                                                            \
-//! ZoneSet::load_dir: every zone of a directory, all errors at once            `-> ZoneSet::find
+//! dir/*.zone (+ $INCLUDE)
+//!    |  read: split into entries, parse each (hickory txt::Parser), keep FILE:LINE
+//!    v
+//!  build: validate, store in one hash map keyed by lowercased wire name
+//!    v                                   (empty non-terminals included)
+//!  Zone --lookup(qname, qtype)--> Lookup         ZoneSet = every Zone of the directory,
+//!                                                find(qname) = longest enclosing origin
 //! ```
 //!
-//! - [`read`](self::read) splits the text into entries and parses each with hickory's
-//!   `txt::Parser`, keeping the file and line of every record.
-//! - [`build`](self::build) checks the zone (one SOA at the apex, apex NS, CNAME alone, nothing
-//!   outside the zone, glue for in-zone NS targets) and stores it: one hash map from
-//!   lowercased wire name to node, with every empty non-terminal present as a node without
-//!   records, so that existence, closest encloser and zone cuts cost one hash lookup per
-//!   label, whatever the zone's size.
-//! - [`lookup`](self::lookup) answers one step of RFC 1034 4.3.2 with RFC 4592 wildcards,
-//!   RFC 2308 negative answers and RFC 8482 minimal ANY.
+//! - `read` splits the text into entries and parses each with hickory's `txt::Parser`
+//!   (plain A/AAAA lines by a fast path with the same hickory functions), keeping the file
+//!   and line of every record, and resolves `$INCLUDE` relative to the including file.
+//! - `build` checks the zone (one SOA at the apex, apex NS, CNAME alone, nothing outside the
+//!   zone, class IN, glue for in-zone NS targets) and stores it: every empty non-terminal is
+//!   a node without records, so existence, closest encloser and zone cuts cost one hash
+//!   lookup per label, whatever the zone's size.
+//! - `lookup` answers one step of RFC 1034 4.3.2 with RFC 4592 wildcards, RFC 2308 negative
+//!   answers and RFC 8482 minimal ANY.
+//! - [`ZoneSet::load_dir`] loads the files of a directory (in parallel, one file per
+//!   thread) and either returns every zone or every error of every file.
 //!
 //! This module reads files and nothing else: no sockets, no wire encoding, no clock. It does
 //! not chase CNAMEs (the caller does, across zones and into the GSLB scheduler) and does not
@@ -27,9 +33,12 @@ mod read;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use self::key::{KeyHasher, NameKey, WireName};
@@ -88,16 +97,85 @@ pub struct Lookup {
 struct RrSet {
     rtype: RecordType,
     ttl: u32,
-    rdatas: Box<[RData]>,
+    /// Line of the RRset's first record, for error messages.
+    first_line: u32,
+    rdatas: RDatas,
+}
+
+impl RrSet {
+    fn rdatas(&self) -> &[StoredRData] {
+        match &self.rdatas {
+            RDatas::One(rdata) => std::slice::from_ref(rdata),
+            RDatas::Many(rdatas) => rdatas,
+        }
+    }
+
+    /// Adds `rdata` unless the set holds it already (RFC 2181 5: an RRset is a set).
+    fn insert(&mut self, rdata: StoredRData) -> bool {
+        if self.rdatas().contains(&rdata) {
+            return false;
+        }
+        self.rdatas = match std::mem::replace(&mut self.rdatas, RDatas::Many(Box::new([]))) {
+            RDatas::One(first) => RDatas::Many(Box::new([first, rdata])),
+            RDatas::Many(rdatas) => {
+                let mut grown = Vec::with_capacity(rdatas.len() + 1);
+                grown.extend(rdatas);
+                grown.push(rdata);
+                RDatas::Many(grown.into_boxed_slice())
+            }
+        };
+        true
+    }
+}
+
+/// The records of an RRset. Most RRsets of a large zone hold one record: it is kept inline,
+/// saving an allocation and 16 bytes per record.
+#[derive(Debug)]
+enum RDatas {
+    One(StoredRData),
+    Many(Box<[StoredRData]>),
+}
+
+/// Record data as stored: addresses inline (24 bytes instead of hickory's 184-byte `RData`,
+/// and most records of a large zone are addresses), everything else boxed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoredRData {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Other(Box<RData>),
+}
+
+impl StoredRData {
+    fn new(rdata: RData) -> Self {
+        match rdata {
+            RData::A(a) => StoredRData::A(a.0),
+            RData::AAAA(aaaa) => StoredRData::Aaaa(aaaa.0),
+            other => StoredRData::Other(Box::new(other)),
+        }
+    }
+
+    fn to_rdata(&self) -> RData {
+        match self {
+            StoredRData::A(ip) => RData::A(A(*ip)),
+            StoredRData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
+            StoredRData::Other(rdata) => (**rdata).clone(),
+        }
+    }
+
+    /// The hickory form when it is stored as such (never for A and AAAA).
+    fn as_rdata(&self) -> Option<&RData> {
+        match self {
+            StoredRData::Other(rdata) => Some(rdata),
+            _ => None,
+        }
+    }
 }
 
 /// One name of the zone. An empty non-terminal has no RRsets.
 #[derive(Debug, Default)]
 struct Node {
-    /// Sorted by type code.
+    /// Sorted by type code. Below the apex, NS among them makes the node a zone cut.
     rrsets: Box<[RrSet]>,
-    /// Has NS and is not the apex: a delegation point.
-    is_cut: bool,
 }
 
 impl Node {
@@ -142,6 +220,13 @@ impl Zone {
     /// Whether `name` exists in the zone: it owns records or is an empty non-terminal.
     pub fn name_exists(&self, name: &LowerName) -> bool {
         self.nodes.contains_key(WireName::new(name).bytes())
+    }
+
+    /// Parses and validates one zone from text, with `origin` unless the text sets
+    /// `$ORIGIN` before its first record. `$INCLUDE` is refused: nothing is read from disk.
+    /// For tests and fuzzing; errors name the file `<text>`.
+    pub fn from_text(origin: &Name, text: &str) -> Result<Zone, ZoneErrors> {
+        build::zone_from_text(origin, text).map_err(ZoneErrors)
     }
 
     /// The SOA for negative answers, TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5).
@@ -199,9 +284,13 @@ impl ZoneSet {
         let mut set = ZoneSet::default();
         let mut origin_files: HashMap<NameKey, PathBuf, KeyHasher> = HashMap::default();
         let mut zones = Vec::new();
-        for path in files {
-            let loaded = build::load_zone_file(path);
-            set.source_files.extend(loaded.files);
+        for (path, loaded) in files.iter().zip(load_all(files)) {
+            for file in loaded.files {
+                // A file included twice is watched once.
+                if !set.source_files.contains(&file) {
+                    set.source_files.push(file);
+                }
+            }
             match loaded.zone {
                 Ok(zone) => {
                     if let Some(first) = origin_files.get(&zone.origin_key) {
@@ -244,6 +333,22 @@ impl ZoneSet {
             .and_then(|&index| self.zones.get(index))
     }
 
+    /// The zone that answers `qname`/`qtype`: [`find`](Self::find), except that DS at a
+    /// zone's apex belongs to the parent side of the cut (RFC 4035 3.1.4.1), so when the
+    /// parent zone is hosted too, it answers.
+    pub fn find_for_query(&self, qname: &LowerName, qtype: RecordType) -> Option<&Zone> {
+        let zone = self.find(qname)?;
+        let at_apex = zone.origin_key.len() == WireName::new(qname).bytes().len();
+        if qtype == RecordType::DS
+            && at_apex
+            && !qname.is_root()
+            && let Some(parent) = self.find(&qname.base_name())
+        {
+            return Some(parent);
+        }
+        Some(zone)
+    }
+
     /// The zones, sorted by origin.
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
         self.zones.iter()
@@ -267,6 +372,56 @@ impl ZoneSet {
         self.zones.is_empty()
     }
 }
+
+/// Loads every file, on up to `available_parallelism` threads (files are independent);
+/// results in the order of `files`, so errors are reported deterministically.
+fn load_all(files: &[PathBuf]) -> Vec<build::LoadedZone> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .min(MAX_LOAD_THREADS);
+    if threads <= 1 {
+        return files
+            .iter()
+            .map(|path| build::load_zone_file(path))
+            .collect();
+    }
+    // Workers take the next file when done, so one large zone does not hold up the rest.
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<build::LoadedZone>> = files.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(index) else {
+                            break;
+                        };
+                        done.push((index, build::load_zone_file(path)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for worker in workers {
+            match worker.join() {
+                Ok(done) => {
+                    for (index, loaded) in done {
+                        if let Some(slot) = results.get_mut(index) {
+                            *slot = Some(loaded);
+                        }
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
+}
+
+const MAX_LOAD_THREADS: usize = 8;
 
 #[cfg(test)]
 mod tests;

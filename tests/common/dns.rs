@@ -28,11 +28,18 @@ pub struct ServerBuilder {
     zones: PathBuf,
     geoip: Option<PathBuf>,
     extra: Vec<String>,
+    log_filter: String,
 }
 
 impl ServerBuilder {
     pub fn geoip(mut self, path: &Path) -> Self {
         self.geoip = Some(path.to_path_buf());
+        self
+    }
+
+    /// `RUST_LOG` for the server (default "info", what an operator gets).
+    pub fn log_filter(mut self, filter: &str) -> Self {
+        self.log_filter = filter.to_string();
         self
     }
 
@@ -60,10 +67,7 @@ impl ServerBuilder {
                 "2",
             ])
             .args(&self.extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -116,6 +120,7 @@ impl Server {
             zones: zones.to_path_buf(),
             geoip: None,
             extra: Vec::new(),
+            log_filter: "info".to_string(),
         }
     }
 

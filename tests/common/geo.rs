@@ -33,8 +33,27 @@ fn writer(kind: &str) -> Writer {
 
 /// The MaxMind City schema: `country.iso_code`, `location.latitude/longitude` as doubles.
 pub fn write_maxmind(dir: &Path) -> PathBuf {
+    write_city(&dir.join("test-city.mmdb"), CLIENTS.iter().copied())
+}
+
+/// The MaxMind-schema database with `net` moved to (`country`, `lat`, `lon`).
+pub fn write_moved(dir: &Path, net: &str, country: &str, lat: f64, lon: f64) -> PathBuf {
+    let moved = CLIENTS.iter().map(|&(n, cc, la, lo)| {
+        if n == net {
+            (n, country, lat, lon)
+        } else {
+            (n, cc, la, lo)
+        }
+    });
+    write_city(&dir.join("moved.mmdb"), moved)
+}
+
+fn write_city<'a>(
+    path: &Path,
+    clients: impl Iterator<Item = (&'a str, &'a str, f64, f64)>,
+) -> PathBuf {
     let mut w = writer("GeoIP2-City");
-    for &(net, cc, lat, lon) in CLIENTS {
+    for (net, cc, lat, lon) in clients {
         let record = Value::map([
             ("country", Value::map([("iso_code", Value::from(cc))])),
             (
@@ -48,9 +67,8 @@ pub fn write_maxmind(dir: &Path) -> PathBuf {
         w.insert_value(net.parse::<IpNet>().unwrap(), record)
             .unwrap();
     }
-    let path = dir.join("test-city.mmdb");
-    std::fs::write(&path, w.to_bytes().unwrap()).unwrap();
-    path
+    std::fs::write(path, w.to_bytes().unwrap()).unwrap();
+    path.to_path_buf()
 }
 
 /// The flat schema (DB-IP Lite, ip-location-db): `country_code`, `latitude`/`longitude` as
