@@ -33,7 +33,7 @@ async fn a_restarted_edge_serves_from_its_disk_tier() {
         "--origin",
         &origin.url(),
         "--cache-dir",
-        path_str(&dir),
+        path_str(dir.path()),
         "--memory-cache",
         "4MiB",
     ];
@@ -79,7 +79,12 @@ async fn kill_9_during_a_fill_never_leaves_a_truncated_entry() {
         .start()
         .await;
     let dir = temp_dir("kill9");
-    let args = ["--origin", &origin.url(), "--cache-dir", path_str(&dir)];
+    let args = [
+        "--origin",
+        &origin.url(),
+        "--cache-dir",
+        path_str(dir.path()),
+    ];
     let mut edge = EdgeProcess::spawn(&args);
 
     // Read part of the body: those bytes are already in the fill's file.
@@ -142,7 +147,7 @@ async fn a_stalled_origin_body_is_not_stored() {
         "--origin",
         &origin.url(),
         "--cache-dir",
-        path_str(&dir),
+        path_str(dir.path()),
         "--origin-timeout",
         "1",
     ]);

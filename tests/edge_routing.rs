@@ -37,12 +37,12 @@ async fn hosts_route_to_their_own_origins_and_unknown_hosts_get_404() {
     let c = origin().route("/who", Reply::ok("origin-c")).start().await;
     let zones = temp_dir("zones");
     write_config(
-        &zones,
+        zones.path(),
         &(domain("a.customer.com", "\"127.0.0.1\"", a.addr.port())
             + &domain("*.b.customer.com", "\"127.0.0.1\"", b.addr.port())),
     );
     let edge = TestEdge::start(EdgeConfig {
-        zones_dir: Some(zones.clone()),
+        zones_dir: Some(zones.path().to_path_buf()),
         ..EdgeConfig::default()
     })
     .await;
@@ -59,7 +59,7 @@ async fn hosts_route_to_their_own_origins_and_unknown_hosts_get_404() {
 
     // A new domain appears without a restart.
     write_config(
-        &zones,
+        zones.path(),
         &(domain("a.customer.com", "\"127.0.0.1\"", a.addr.port())
             + &domain("*.b.customer.com", "\"127.0.0.1\"", b.addr.port())
             + &domain("c.customer.com", "\"127.0.0.1\"", c.addr.port())),
@@ -73,7 +73,7 @@ async fn hosts_route_to_their_own_origins_and_unknown_hosts_get_404() {
 
     // A broken edit is refused and the previous domains keep serving.
     write_config(
-        &zones,
+        zones.path(),
         "[[domain]]\nname = \"a.customer.com\"\nbusiness = \"nonsense\"\n",
     );
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -196,7 +196,7 @@ fn tls_origin(name: &str) -> (TlsOrigin, String) {
 async fn https_origin_is_trusted_through_origin_ca() {
     let (tls, ca_pem) = tls_origin("secure.test");
     let dir = temp_dir("ca");
-    let ca_path = dir.join("ca.pem");
+    let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca_pem).unwrap();
     let spec = OriginSpec {
         domain: "*".into(),

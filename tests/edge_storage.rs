@@ -34,7 +34,7 @@ async fn the_disk_tier_evicts_least_recently_used_entries_past_its_size() {
         .start()
         .await;
     let dir = temp_dir("evict");
-    let edge = TestEdge::start(config(&origin.url(), &dir, 2500)).await;
+    let edge = TestEdge::start(config(&origin.url(), dir.path(), 2500)).await;
     let client = Client::default();
     client.get(&edge.url("/a"), &[]).await;
     client.get(&edge.url("/b"), &[]).await;
@@ -65,7 +65,7 @@ async fn a_damaged_body_file_is_never_served() {
         .start()
         .await;
     let dir = temp_dir("damaged");
-    let edge = TestEdge::start(config(&origin.url(), &dir, 1 << 30)).await;
+    let edge = TestEdge::start(config(&origin.url(), dir.path(), 1 << 30)).await;
     let client = Client::default();
     client.get(&edge.url("/d.css"), &[]).await;
     client.get(&edge.url("/ok.css"), &[]).await;
@@ -73,7 +73,7 @@ async fn a_damaged_body_file_is_never_served() {
 
     // Flip bytes in /d.css's body file (same length): only a checksum can tell.
     let mut damaged = 0;
-    for shard in std::fs::read_dir(dir.join("objects")).unwrap() {
+    for shard in std::fs::read_dir(dir.path().join("objects")).unwrap() {
         for file in std::fs::read_dir(shard.unwrap().path()).unwrap() {
             let path = file.unwrap().path();
             if path.extension().is_some_and(|e| e == "body")
@@ -87,7 +87,7 @@ async fn a_damaged_body_file_is_never_served() {
     assert_eq!(damaged, 1);
 
     origin.stop();
-    let edge = TestEdge::start(config(&origin.url(), &dir, 1 << 30)).await;
+    let edge = TestEdge::start(config(&origin.url(), dir.path(), 1 << 30)).await;
     let ok = client.get(&edge.url("/ok.css"), &[]).await;
     assert_eq!(
         (ok.status, ok.body.as_ref()),
@@ -134,7 +134,7 @@ async fn objects_larger_than_the_disk_tier_are_served_but_not_stored() {
         .start()
         .await;
     let dir = temp_dir("toolarge");
-    let edge = TestEdge::start(config(&origin.url(), &dir, 4000)).await;
+    let edge = TestEdge::start(config(&origin.url(), dir.path(), 4000)).await;
     let client = Client::default();
     for _ in 0..2 {
         let got = client.get(&edge.url("/known.bin"), &[]).await;

@@ -100,6 +100,8 @@ impl Client {
 
 /// The real server, in-process.
 pub struct TestEdge {
+    /// The cache directory this helper created (removed on drop), if the config named none.
+    _own_dir: Option<tempfile::TempDir>,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub edge: Arc<Edge>,
@@ -120,16 +122,14 @@ impl TestEdge {
     }
 
     pub async fn start(mut config: EdgeConfig) -> TestEdge {
-        if config.cache_dir.is_none() {
-            // A directory per edge: several test edges run in one process.
-            let dir = std::env::temp_dir().join(format!(
-                "meridian-edge-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            config.cache_dir = Some(dir);
-        }
+        let own_dir = match config.cache_dir {
+            Some(_) => None,
+            None => {
+                let dir = temp_dir("cache");
+                config.cache_dir = Some(dir.path().to_path_buf());
+                Some(dir)
+            }
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
@@ -144,6 +144,7 @@ impl TestEdge {
             }
         });
         TestEdge {
+            _own_dir: own_dir,
             addr,
             admin: admin_addr,
             edge,
@@ -167,8 +168,6 @@ impl TestEdge {
         }
     }
 }
-
-static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Drop for TestEdge {
     fn drop(&mut self) {
@@ -266,16 +265,12 @@ impl Drop for EdgeProcess {
     }
 }
 
-/// A fresh empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "meridian-edge-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh empty directory under the system temp dir, removed when dropped.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("meridian-edge-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 pub fn path_str(p: &Path) -> &str {
