@@ -168,3 +168,35 @@ async fn a_stalled_origin_body_is_not_stored() {
     assert_eq!(got.body.len() as u64, len);
     assert_eq!(origin.count("/cut.bin"), 2);
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    let origin = origin()
+        .route(
+            "/slow.txt",
+            Reply::ok("finished").delay(Duration::from_millis(800)),
+        )
+        .start()
+        .await;
+    let mut edge = EdgeProcess::spawn(&["--origin", &origin.url()]);
+    let client = Client::default();
+    let url = edge.url("/slow.txt");
+    let in_flight = tokio::spawn(async move { client.get(&url, &[]).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while origin.count("/slow.txt") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || edge.terminate())
+        .await
+        .unwrap();
+    let got = in_flight.await.unwrap();
+    assert_eq!(
+        (got.status, got.body.as_ref()),
+        (StatusCode::OK, &b"finished"[..])
+    );
+    assert!(status.success());
+}
