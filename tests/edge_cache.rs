@@ -567,3 +567,26 @@ async fn a_post_also_invalidates_the_url_its_location_names() {
         "MISS"
     );
 }
+
+#[tokio::test]
+async fn only_if_cached_never_reaches_the_origin() {
+    let origin = origin()
+        .route(
+            "/o.txt",
+            Reply::ok("o").header("cache-control", "max-age=60"),
+        )
+        .start()
+        .await;
+    let edge = TestEdge::for_origin(&origin.url()).await;
+    let client = Client::default();
+    let only = [("cache-control", "only-if-cached")];
+    assert_eq!(
+        client.get(&edge.url("/o.txt"), &only).await.status,
+        StatusCode::GATEWAY_TIMEOUT
+    );
+    assert_eq!(origin.count("/o.txt"), 0);
+    client.get(&edge.url("/o.txt"), &[]).await;
+    let got = client.get(&edge.url("/o.txt"), &only).await;
+    assert_eq!((got.status, got.body.as_ref()), (StatusCode::OK, &b"o"[..]));
+    assert_eq!(origin.count("/o.txt"), 1);
+}

@@ -90,6 +90,11 @@ impl CacheRequest {
     pub fn path(&self) -> &str {
         self.uri.path()
     }
+
+    /// No Cache-Control or Pragma in the request.
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
 }
 
 impl RequestLike for CacheRequest {

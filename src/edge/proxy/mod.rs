@@ -279,6 +279,17 @@ impl Edge {
             Some((entry, Reuse::Revalidate)) => Some(entry),
             None => None,
         };
+        if !ctx.view.is_plain()
+            && policy::directives(ctx.view.headers(), "cache-control")
+                .iter()
+                .any(|(name, _)| name == "only-if-cached")
+        {
+            // RFC 9111 5.2.1.7: nothing usable stored, and the client forbids forwarding.
+            return text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "meridian-edge: not in cache (only-if-cached)\n",
+            );
+        }
         let (outcome, coalesced) = self.coalesced_fetch(ctx, stale.clone()).await;
         self.respond_outcome(ctx, outcome, stale, coalesced, true)
             .await
