@@ -83,6 +83,13 @@ async fn hosts_route_to_their_own_origins_and_unknown_hosts_get_404() {
     }
     assert_eq!(who("c.customer.com").await.body, "origin-c");
     assert_eq!(who("a.customer.com").await.body, "origin-a");
+    let status = client.get(&edge.admin_url("/status"), &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert!(
+        json["last_reload"].as_str().unwrap().contains("business"),
+        "{json}"
+    );
+    assert_eq!(json["domains"], 3);
 }
 
 #[tokio::test]

@@ -107,6 +107,7 @@ fn status(edge: &Edge) -> serde_json::Value {
     serde_json::json!({
         "name": edge.name,
         "domains": edge.router.domain_count(),
+        "last_reload": edge.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         "cache": edge.cache.stats(),
         "requests": m.requests.load(Relaxed),
         "hits": m.hits.load(Relaxed),

@@ -96,12 +96,17 @@ pub fn watch_and_reload(
 ) -> Result<Watcher, ZonesError> {
     let owned = dir.to_path_buf();
     watch(dir, move || {
-        match reload(&owned, &edge.router, &edge.metrics) {
-            Ok(count) => tracing::info!(domains = count, "cdn.toml reloaded"),
-            Err(error) => {
-                tracing::error!(%error, "cdn.toml reload rejected; keeping the previous domains")
+        let outcome = match reload(&owned, &edge.router, &edge.metrics) {
+            Ok(count) => {
+                tracing::info!(domains = count, "cdn.toml reloaded");
+                "ok".to_string()
             }
-        }
+            Err(error) => {
+                tracing::error!(%error, "cdn.toml reload rejected; keeping the previous domains");
+                error.to_string()
+            }
+        };
+        *edge.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
     })
 }
 

@@ -67,6 +67,8 @@ pub struct Edge {
     labels: Labels,
     /// Background work (fills, refreshes), drained at shutdown.
     pub tasks: TaskTracker,
+    /// The last `cdn.toml` reload's result: "ok", or the error text (for `/status`).
+    pub last_reload: Mutex<Option<String>>,
 }
 
 /// What one origin fetch produced, shared by every request that waited for it.
@@ -173,6 +175,7 @@ impl Edge {
             slice_bytes: slice_bytes.max(64 << 10),
 
             tasks: TaskTracker::new(),
+            last_reload: Mutex::new(None),
         }
     }
 
