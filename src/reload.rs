@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
@@ -43,6 +43,8 @@ pub struct Reloader {
     serial: tokio::sync::Mutex<()>,
     /// Reloads begun so far (for coalescing triggers).
     started: AtomicU64,
+    /// When the last reload began reading the files.
+    last_started: Mutex<Option<Instant>>,
     before_swap: Option<BeforeSwap>,
 }
 
@@ -54,12 +56,18 @@ impl Reloader {
             last: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
             started: AtomicU64::new(0),
+            last_started: Mutex::new(None),
             before_swap,
         }
     }
 
     pub fn sources(&self) -> &Sources {
         &self.sources
+    }
+
+    /// When the last reload began reading the files.
+    pub fn last_started(&self) -> Option<Instant> {
+        *self.last_started.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The last reload's outcome; `None` before the first reload after startup.
@@ -82,6 +90,7 @@ impl Reloader {
             return outcome.result;
         }
         self.started.fetch_add(1, Ordering::AcqRel);
+        *self.last_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let previous = self.shared.snapshot.load_full();
         let generation = previous.generation + 1;
         let sources = self.sources.clone();
@@ -97,7 +106,8 @@ impl Reloader {
                 if let Some(hook) = &self.before_swap {
                     hook(&mut snapshot);
                 }
-                self.shared.snapshot.store(Arc::new(snapshot));
+                let old = self.shared.snapshot.swap(Arc::new(snapshot));
+                retire(old);
                 self.shared
                     .metrics
                     .reloads_ok
@@ -134,10 +144,16 @@ impl Reloader {
     /// Start watching the sources. Returns once the watches are in place, so no edit made
     /// after this returns can be missed; [`Watcher::run`] then reloads on each change.
     pub fn watch(self: &Arc<Self>) -> notify::Result<Watcher> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(PathBuf, Instant)>>();
         let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
             if let Ok(events) = result {
-                let paths: Vec<PathBuf> = events.into_iter().flat_map(|e| e.event.paths).collect();
+                let paths: Vec<(PathBuf, Instant)> = events
+                    .into_iter()
+                    .flat_map(|e| {
+                        let time = e.time;
+                        e.event.paths.into_iter().map(move |p| (p, time))
+                    })
+                    .collect();
                 let _ = tx.send(paths);
             }
         })?;
@@ -166,7 +182,7 @@ pub struct Watcher {
         notify::RecommendedWatcher,
         notify_debouncer_full::RecommendedCache,
     >,
-    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<(PathBuf, Instant)>>,
     watched: Vec<PathBuf>,
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
@@ -217,10 +233,17 @@ impl Watcher {
                         paths.extend(more);
                     }
                     let included = self.reloader.shared.snapshot.load().watched_files();
-                    if !paths.iter().any(|p| self.reloader.sources.is_relevant(p, &included)) {
-                        continue;
+                    let newest = paths
+                        .iter()
+                        .filter(|(p, _)| self.reloader.sources.is_relevant(p, &included))
+                        .map(|&(_, t)| t)
+                        .max();
+                    match (newest, self.reloader.last_started()) {
+                        (None, _) => continue,
+                        // A reload (SIGHUP, POST) that began after the change already read it.
+                        (Some(changed), Some(started)) if started > changed => continue,
+                        _ => "file change",
                     }
-                    "file change"
                 }
             };
             if self.reloader.reload(trigger).await.is_ok() {
@@ -228,4 +251,20 @@ impl Watcher {
             }
         }
     }
+}
+
+/// Free a replaced snapshot on a blocking thread, not on the query path: freeing a
+/// million-record zone takes long enough to stall a UDP worker that happened to hold the
+/// last reference. Queries hold a snapshot only for one batch, so the wait for them to let
+/// go is short; it is bounded, and past the bound whoever holds it last frees it.
+fn retire(old: Arc<Snapshot>) {
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..100_000 {
+            if Arc::strong_count(&old) == 1 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        drop(old);
+    });
 }
