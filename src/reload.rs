@@ -149,6 +149,8 @@ impl Reloader {
             if let Ok(events) = result {
                 let paths: Vec<(PathBuf, Instant)> = events
                     .into_iter()
+                    // Opening and reading a file (our own reloads do) is no change.
+                    .filter(|e| !e.event.kind.is_access())
                     .flat_map(|e| {
                         let time = e.time;
                         e.event.paths.into_iter().map(move |p| (p, time))
