@@ -46,11 +46,7 @@ impl Sources {
     /// Does a change to `path` call for a reload? Zone files, `cdn.toml`, files the zones
     /// include, and the GeoIP database; not editor swap files or other strays.
     pub fn is_relevant(&self, path: &Path, included: &[PathBuf]) -> bool {
-        let in_zones_dir = path.parent() == Some(self.zones_dir.as_path())
-            || path
-                .parent()
-                .map(|p| p.ends_with(&self.zones_dir))
-                .unwrap_or(false);
+        let in_zones_dir = path.parent() == Some(self.zones_dir.as_path());
         (in_zones_dir
             && (path.extension().is_some_and(|e| e == "zone")
                 || path.file_name().is_some_and(|n| n == "cdn.toml")))
