@@ -28,6 +28,16 @@ pub enum EcsError {
 }
 
 /// Check a decoded option against RFC 7871 section 6.
+///
+/// ```
+/// use hickory_proto::rr::rdata::opt::ClientSubnet;
+/// use meridian::dns::ecs::{EcsError, validate};
+///
+/// let clean = ClientSubnet::new("192.0.2.0".parse().unwrap(), 24, 0);
+/// assert_eq!(validate(&clean).unwrap().source_prefix, 24);
+/// let dirty = ClientSubnet::new("192.0.2.1".parse().unwrap(), 24, 0);
+/// assert_eq!(validate(&dirty), Err(EcsError::BitsPastPrefix(24)));
+/// ```
 pub fn validate(subnet: &ClientSubnet) -> Result<ClientNet, EcsError> {
     if subnet.scope_prefix() != 0 {
         return Err(EcsError::ScopeInQuery(subnet.scope_prefix()));
