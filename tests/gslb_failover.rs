@@ -114,9 +114,9 @@ fn wait_answer(s: &Server, name: &str, subnet: (&str, u8), want: &[&str]) -> std
     started.elapsed()
 }
 
-#[test]
-fn answers_follow_edge_health() {
-    let mut edges = Edges {
+/// Four edges with live health endpoints, their zones directory, and Meridian serving it.
+fn start() -> (Edges, tempfile::TempDir, Server) {
+    let edges = Edges {
         shanghai: HealthEndpoint::start("127.0.1.1"),
         beijing: HealthEndpoint::start("127.0.1.2"),
         hongkong: HealthEndpoint::start("127.0.2.1"),
@@ -126,7 +126,13 @@ fn answers_follow_edge_health() {
     std::fs::write(dir.path().join("cdn.example.net.zone"), ZONE).unwrap();
     std::fs::write(dir.path().join("cdn.toml"), config(&edges)).unwrap();
     let db = common::geo::write_maxmind(dir.path());
-    let s = Server::with_zones(dir.path()).geoip(&db).start();
+    let server = Server::with_zones(dir.path()).geoip(&db).start();
+    (edges, dir, server)
+}
+
+#[test]
+fn answers_follow_edge_health() {
+    let (mut edges, _dir, s) = start();
 
     let img = "img.customer.com.w.cdn.example.net.";
     let cn = "cn.customer.com.w.cdn.example.net.";
@@ -196,18 +202,8 @@ fn answers_follow_edge_health() {
 
 #[test]
 fn health_survives_a_reload_and_new_edges_start_served() {
-    let mut edges = Edges {
-        shanghai: HealthEndpoint::start("127.0.1.1"),
-        beijing: HealthEndpoint::start("127.0.1.2"),
-        hongkong: HealthEndpoint::start("127.0.2.1"),
-        virginia: HealthEndpoint::start("127.0.3.1"),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("cdn.example.net.zone"), ZONE).unwrap();
+    let (mut edges, dir, s) = start();
     let cfg = config(&edges);
-    std::fs::write(dir.path().join("cdn.toml"), &cfg).unwrap();
-    let db = common::geo::write_maxmind(dir.path());
-    let s = Server::with_zones(dir.path()).geoip(&db).start();
     let img = "img.customer.com.w.cdn.example.net.";
     let us_client = ("3.0.0.0", 24);
 
