@@ -44,7 +44,7 @@ use policy::CacheRequest;
 /// At most this many Vary variants are kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 16;
 /// Files are read in chunks of this size (one blocking-pool hop each).
-const READ_CHUNK: usize = 256 << 10;
+const READ_CHUNK: usize = 1 << 20;
 /// A fill writes (and shows its readers) what it received in chunks of this size.
 const WRITE_CHUNK: usize = 64 << 10;
 
