@@ -362,47 +362,9 @@ fn strip_port(host: &str) -> Option<&str> {
     }
 }
 
-/// A multiply-rotate hash over 8-byte words (FxHash style): the keys come from the
-/// configuration (a few dozen), so a fast hash beats SipHash on the per-query path without
-/// collision-attack risk (query names are only looked up, never inserted).
-#[derive(Clone, Copy, Default)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(NameHasher::K);
-    }
-}
-
-impl std::hash::Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-/// Names as lowercase ASCII bytes -> domain index.
-type NameMap = HashMap<Box<[u8]>, usize, std::hash::BuildHasherDefault<NameHasher>>;
+/// Names as lowercase ASCII bytes -> domain index. The keys come from the configuration and
+/// query names only probe, so the zone store's fast name hasher serves here too.
+type NameMap = HashMap<Box<[u8]>, usize, crate::zone::KeyHasher>;
 
 /// Exact and wildcard domain names -> domain index.
 #[derive(Debug, Clone, Default)]

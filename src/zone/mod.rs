@@ -28,6 +28,8 @@
 
 mod build;
 mod key;
+
+pub(crate) use key::KeyHasher;
 mod lookup;
 mod read;
 
@@ -41,7 +43,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use self::key::{KeyHasher, NameKey, WireName};
+use self::key::{NameKey, WireName};
 
 /// One problem found while loading zones, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
