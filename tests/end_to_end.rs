@@ -5,69 +5,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Instant;
 
-use common::dns::{DEADLINE, Server, dig};
-use common::edge::Client;
+use common::dns::{Server, dig};
+use common::edge::{Client, EdgeProcess};
 use common::origin::{Reply, origin};
 
-/// A `meridian-edge` listening on `ip` (HTTP on `port`, admin on any port), routing by the
-/// zones directory's `cdn.toml`.
-struct Edge {
-    child: Child,
-    admin: SocketAddr,
+/// A `meridian-edge` on `ip` (HTTP on `port`, admin on any port) routing by `zones/cdn.toml`.
+fn spawn_edge(ip: &str, port: u16, zones: &Path, name: &str) -> EdgeProcess {
+    EdgeProcess::spawn_at(
+        &format!("{ip}:{port}"),
+        &format!("{ip}:0"),
+        &["--zones", zones.to_str().unwrap(), "--name", name],
+    )
 }
 
-impl Edge {
-    fn spawn(ip: &str, port: u16, zones: &Path, name: &str) -> Edge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian-edge"))
-            .arg("--listen")
-            .arg(format!("{ip}:{port}"))
-            .arg("--admin")
-            .arg(format!("{ip}:0"))
-            .arg("--zones")
-            .arg(zones)
-            .args(["--name", name])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn meridian-edge");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + DEADLINE;
-        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            if let Some(rest) = line.split("admin listening on ").nth(1)
-                && let Some(admin) = rest.split_whitespace().next().and_then(|a| a.parse().ok())
-            {
-                return Edge { child, admin };
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the edge on {ip} did not log its admin address");
-    }
-
-    fn health_url(&self) -> String {
-        format!("http://{}/health", self.admin)
-    }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn health_url(edge: &EdgeProcess) -> String {
+    format!("http://{}/health", edge.admin)
 }
 
 const CDN_ZONE: &str = "$ORIGIN cdn.example.net.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n  IN NS ns1\nns1 IN A 127.0.0.1\n";
@@ -152,11 +108,11 @@ async fn dns_sends_clients_to_a_healthy_edge_that_serves_the_origin() {
         .local_addr()
         .unwrap()
         .port();
-    let virginia = Edge::spawn("127.0.1.1", port, zones.path(), "virginia-1");
-    let frankfurt = Edge::spawn("127.0.2.1", port, zones.path(), "frankfurt-1");
+    let mut virginia = spawn_edge("127.0.1.1", port, zones.path(), "virginia-1");
+    let frankfurt = spawn_edge("127.0.2.1", port, zones.path(), "frankfurt-1");
     let with_health = cdn_toml(
         origin.addr.port(),
-        Some((&virginia.health_url(), &frankfurt.health_url())),
+        Some((&health_url(&virginia), &health_url(&frankfurt))),
     );
     std::fs::write(zones.path().join("cdn.toml"), with_health).unwrap();
     let meridian = tokio::task::spawn_blocking({
@@ -191,7 +147,7 @@ async fn dns_sends_clients_to_a_healthy_edge_that_serves_the_origin() {
     assert_eq!(origin.count("/img/logo.png"), 1);
 
     // Kill the Virginia edge: the health checks see it and the answer moves to Frankfurt.
-    drop(virginia);
+    virginia.kill9();
     let killed = Instant::now();
     let moved = tokio::task::spawn_blocking(move || {
         meridian.wait_for("the answer to move to Frankfurt", || {

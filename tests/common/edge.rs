@@ -184,8 +184,13 @@ pub struct EdgeProcess {
 
 impl EdgeProcess {
     pub fn spawn(args: &[&str]) -> EdgeProcess {
+        EdgeProcess::spawn_at("127.0.0.1:0", "127.0.0.1:0", args)
+    }
+
+    /// The binary listening on `listen` with its admin on `admin` (ports may be 0).
+    pub fn spawn_at(listen: &str, admin: &str, args: &[&str]) -> EdgeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meridian-edge"))
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--listen", listen, "--admin", admin])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
