@@ -422,6 +422,33 @@ fn malformed_client_subnet_gets_formerr() {
 }
 
 #[test]
+fn client_subnet_with_more_address_octets_than_its_prefix_gets_formerr() {
+    let s = server();
+    // ECS for 192.0.2.0/24 carrying `address`: RFC 7871 wants exactly 3 octets for a /24.
+    let with_address = |address: &[u8]| {
+        let mut q = query_message("www.example.test.", RecordType::A, true, None);
+        q.set_edns(Edns::new());
+        let mut bytes = q.to_vec().unwrap();
+        let option_len = 4 + address.len() as u16;
+        // The empty OPT record ends the message: grow its RDLENGTH and append the option.
+        let rdlength_at = bytes.len() - 2;
+        bytes[rdlength_at..].copy_from_slice(&(4 + option_len).to_be_bytes());
+        bytes.extend_from_slice(&8u16.to_be_bytes());
+        bytes.extend_from_slice(&option_len.to_be_bytes());
+        bytes.extend_from_slice(&[0, 1, 24, 0]);
+        bytes.extend_from_slice(address);
+        let answer = udp_raw(s.dns, &bytes).expect("an answer");
+        Message::from_vec(&answer).unwrap().metadata.response_code
+    };
+    assert_eq!(with_address(&[192, 0, 2]), ResponseCode::NoError);
+    assert_eq!(with_address(&[192, 0, 2, 0]), ResponseCode::FormErr);
+    assert_eq!(
+        with_address(&[192, 0, 2, 0, 0, 0, 0]),
+        ResponseCode::FormErr
+    );
+}
+
+#[test]
 fn client_subnet_on_static_data_is_echoed_with_scope_zero() {
     let s = server();
     let q = query_message(

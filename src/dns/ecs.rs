@@ -2,8 +2,10 @@
 //! answer echoes.
 //!
 //! hickory decodes the option without checking it. Like gdnsd, Meridian answers FORMERR to a
-//! query whose option has a non-zero scope, a source prefix longer than its family allows, or
-//! address bits set past the source prefix.
+//! query whose option has a non-zero scope, a source prefix longer than its family allows,
+//! address bits set past the source prefix, or more (or fewer) address octets than the prefix
+//! needs. hickory reads only the octets the prefix needs and drops the option's length, so
+//! that last check reads the option's length from the raw message ([`declared_address_len`]).
 
 use std::net::IpAddr;
 
@@ -25,6 +27,12 @@ pub enum EcsError {
     PrefixTooLong { prefix: u8, max: u8 },
     #[error("ECS address has bits set past its source prefix /{0}")]
     BitsPastPrefix(u8),
+    #[error("ECS address is {declared} octets long; source prefix /{prefix} needs {needed}")]
+    AddressLength {
+        prefix: u8,
+        declared: usize,
+        needed: usize,
+    },
 }
 
 /// Check a decoded option against RFC 7871 section 6.
@@ -64,6 +72,75 @@ pub fn validate(subnet: &ClientSubnet) -> Result<ClientNet, EcsError> {
     })
 }
 
+/// Check the address length the option declared on the wire (see [`declared_address_len`])
+/// against the octets its source prefix needs (RFC 7871 section 6: "more ADDRESS octets than
+/// are needed MUST" get FORMERR).
+pub fn check_address_len(net: &ClientNet, declared: usize) -> Result<(), EcsError> {
+    let needed = usize::from(net.source_prefix).div_ceil(8);
+    if declared != needed {
+        return Err(EcsError::AddressLength {
+            prefix: net.source_prefix,
+            declared,
+            needed,
+        });
+    }
+    Ok(())
+}
+
+/// The ADDRESS length, in octets, of the first ECS option in a DNS message, read from the
+/// raw bytes. `None` when the message has no OPT record with an ECS option, or cannot be
+/// walked (callers run this only on messages hickory has already decoded).
+pub fn declared_address_len(message: &[u8]) -> Option<usize> {
+    const OPT: u16 = 41;
+    const ECS: u16 = 8;
+    let count = |at: usize| Some(usize::from(read_u16(message, at)?));
+    let (questions, records) = (count(4)?, count(6)? + count(8)? + count(10)?);
+    let mut at = 12;
+    for _ in 0..questions {
+        at = skip_name(message, at)? + 4;
+    }
+    for _ in 0..records {
+        at = skip_name(message, at)?;
+        let rtype = read_u16(message, at)?;
+        let rdlength = usize::from(read_u16(message, at + 8)?);
+        let rdata = at + 10;
+        at = rdata + rdlength;
+        if rtype != OPT {
+            continue;
+        }
+        let mut option = rdata;
+        while option + 4 <= at {
+            let code = read_u16(message, option)?;
+            let len = usize::from(read_u16(message, option + 2)?);
+            if code == ECS {
+                // FAMILY (2), SOURCE PREFIX (1), SCOPE PREFIX (1), then ADDRESS.
+                return len.checked_sub(4);
+            }
+            option += 4 + len;
+        }
+        return None;
+    }
+    None
+}
+
+fn read_u16(message: &[u8], at: usize) -> Option<u16> {
+    let bytes = message.get(at..at + 2)?;
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+/// The offset just past the (possibly compressed) name starting at `at`.
+fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *message.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            // A compression pointer ends the name in place.
+            l if l & 0xC0 == 0xC0 => return Some(at + 2),
+            l => at += 1 + usize::from(l),
+        }
+    }
+}
+
 /// The option an answer carries back: the query's address and source prefix, and the scope
 /// the answer is valid for (never wider than the source prefix).
 pub fn echo(client: &ClientNet, scope_prefix: u8) -> ClientSubnet {
@@ -88,6 +165,56 @@ mod tests {
         assert_eq!(net.source_prefix, 24);
         assert!(validate(&subnet("2001:db8::", 56, 0)).is_ok());
         assert!(validate(&subnet("0.0.0.0", 0, 0)).is_ok());
+    }
+
+    /// A query for `a.` with an OPT record whose only option is ECS with `address` bytes.
+    fn query_with_ecs(family: u16, source: u8, address: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        m.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+        let option_len = 4 + address.len() as u16;
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+        m.extend_from_slice(&(4 + option_len).to_be_bytes());
+        m.extend_from_slice(&8u16.to_be_bytes());
+        m.extend_from_slice(&option_len.to_be_bytes());
+        m.extend_from_slice(&family.to_be_bytes());
+        m.extend_from_slice(&[source, 0]);
+        m.extend_from_slice(address);
+        m
+    }
+
+    #[test]
+    fn reads_the_declared_address_length_from_the_wire() {
+        assert_eq!(
+            declared_address_len(&query_with_ecs(1, 24, &[192, 0, 2])),
+            Some(3)
+        );
+        assert_eq!(
+            declared_address_len(&query_with_ecs(1, 24, &[192, 0, 2, 0])),
+            Some(4)
+        );
+        assert_eq!(declared_address_len(&query_with_ecs(2, 0, &[])), Some(0));
+        // No additional records: no option.
+        let mut bare = query_with_ecs(1, 24, &[192, 0, 2]);
+        bare[11] = 0;
+        bare.truncate(12 + 7);
+        assert_eq!(declared_address_len(&bare), None);
+    }
+
+    #[test]
+    fn refuses_more_address_octets_than_the_prefix_needs() {
+        let net = ClientNet {
+            addr: "192.0.2.0".parse().unwrap(),
+            source_prefix: 24,
+        };
+        assert_eq!(check_address_len(&net, 3), Ok(()));
+        assert_eq!(
+            check_address_len(&net, 4),
+            Err(EcsError::AddressLength {
+                prefix: 24,
+                declared: 4,
+                needed: 3
+            })
+        );
     }
 
     #[test]

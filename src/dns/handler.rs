@@ -66,7 +66,7 @@ pub fn answer(
             return Some(header_only_error(request, ResponseCode::FormErr, out));
         }
     };
-    let (response, cacheability, scheduled) = respond(snapshot, metrics, client, &message);
+    let (response, cacheability, scheduled) = respond(snapshot, metrics, client, &message, request);
     let qtype = message.queries.first().map(|q| q.query_type());
     let rcode = response.metadata.response_code;
     let truncated = encode(&response, client.transport, &message, out);
@@ -102,12 +102,14 @@ fn header_only_error(request: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> 
     }
 }
 
-/// Build the response message (not yet encoded).
+/// Build the response message (not yet encoded). `wire` is the request as received, for the
+/// one check hickory's decoding loses (the ECS option's declared length).
 fn respond(
     snapshot: &Snapshot,
     metrics: &Metrics,
     client: Client,
     request: &Message,
+    wire: &[u8],
 ) -> (Message, Cacheability, Option<Arc<ScheduledCount>>) {
     let mut response = Message::new(
         request.metadata.id,
@@ -129,7 +131,12 @@ fn respond(
             return (response, Cacheability::Static, None);
         }
         if let Some(EdnsOption::Subnet(subnet)) = edns.option(EdnsCode::Subnet) {
-            match ecs::validate(subnet) {
+            let checked = ecs::validate(subnet).and_then(|net| {
+                let declared = ecs::declared_address_len(wire)
+                    .unwrap_or(usize::from(net.source_prefix).div_ceil(8));
+                ecs::check_address_len(&net, declared).map(|()| net)
+            });
+            match checked {
                 Ok(net) => client_net = Some(net),
                 Err(e) => {
                     tracing::debug!(src = %client.src, "FORMERR: {e}");
