@@ -1,5 +1,7 @@
 //! The whole packet path: any bytes in, an answer or nothing out, never a panic.
-//! Run with `cargo fuzz run dns_packet` (nightly) from the repository root.
+//! Two snapshots: the test fixtures (wildcards, referrals, CNAME chains) and the shipped
+//! `zones/` with `cdn.toml` and the default GeoIP database (scheduling, ECS).
+//! Run with `cargo +nightly fuzz run dns_packet` from the repository root.
 #![no_main]
 
 use std::path::Path;
@@ -11,22 +13,42 @@ use meridian::dns::handler::{Client, answer};
 use meridian::metrics::Metrics;
 use meridian::snapshot::{Snapshot, Sources};
 
-static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
-    let zones = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/dns");
-    let sources = Sources::new(&zones, None).expect("fixture zones");
-    Snapshot::load(&sources, 1, None).expect("fixture zones load")
+static SNAPSHOTS: LazyLock<[Snapshot; 2]> = LazyLock::new(|| {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fixtures = Sources::new(&root.join("tests/data/dns"), None).expect("fixture zones");
+    let shipped = Sources::new(
+        &root.join("zones"),
+        Some(&root.join("geoip/dbip-country.mmdb")),
+    )
+    .expect("shipped zones");
+    [
+        Snapshot::load(&fixtures, 1, None).expect("fixture zones load"),
+        Snapshot::load(&shipped, 1, None).expect("shipped zones load"),
+    ]
 });
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
 fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
-    for transport in [Transport::Udp, Transport::Tcp] {
-        let client = Client { src: "192.0.2.7:5353".parse().unwrap(), transport };
-        if answer(&SNAPSHOT, &METRICS, client, data, &mut out).is_some() {
-            assert!(out.len() >= 12, "an answer always has a header");
-            if transport == Transport::Udp {
-                assert!(out.len() <= 1232.max(512), "UDP answers fit the advertised payload");
+    let sources = [
+        "192.0.2.7:5353",
+        "[2001:db8::7]:5353",
+        "[::ffff:1.2.4.8]:53",
+    ];
+    for snapshot in SNAPSHOTS.iter() {
+        for src in sources {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let client = Client {
+                    src: src.parse().unwrap(),
+                    transport,
+                };
+                if answer(snapshot, &METRICS, client, data, &mut out).is_some() {
+                    assert!(out.len() >= 12, "an answer always has a header");
+                    if transport == Transport::Udp {
+                        assert!(out.len() <= 1232, "UDP answers fit the advertised payload");
+                    }
+                }
             }
         }
     }
