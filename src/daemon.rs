@@ -194,9 +194,12 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 /// Give the health checker the snapshot's edges (new edges get checkers, removed edges lose
 /// theirs) and attach their health to the snapshot, before it goes live.
 fn attach_health(checker: &HealthChecker, snapshot: &mut Snapshot) {
-    if let Some(cfg) = snapshot.cdn.as_deref() {
-        checker.reconcile(cfg);
-        snapshot.health = checker.table().view(cfg);
+    match snapshot.cdn.as_deref() {
+        Some(cfg) => {
+            checker.reconcile(cfg);
+            snapshot.health = checker.table().view(cfg);
+        }
+        None => checker.reconcile_without_cdn(),
     }
 }
 

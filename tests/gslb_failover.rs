@@ -232,3 +232,41 @@ fn health_survives_a_reload_and_new_edges_start_served() {
     common::dns::write_atomically(&dir.path().join("cdn.toml"), &with_new);
     wait_answer(&s, img, us_client, &["127.0.3.9"]);
 }
+
+#[test]
+fn removing_cdn_toml_stops_every_health_check() {
+    let (edges, dir, s) = start();
+    let all = [
+        &edges.shanghai,
+        &edges.beijing,
+        &edges.hongkong,
+        &edges.virginia,
+    ];
+    let requests = || all.iter().map(|e| e.requests()).sum::<u64>();
+    s.wait_for("every edge checked once", || {
+        all.iter().all(|e| e.requests() > 0).then_some(())
+    });
+
+    std::fs::remove_file(dir.path().join("cdn.toml")).unwrap();
+    s.wait_for("/status without edges", || {
+        let (_, status) = s.admin("GET", "/status");
+        (!status.contains("virginia-1")).then_some(())
+    });
+    let img = "img.customer.com.w.cdn.example.net.";
+    assert!(
+        answer(&s, img, ("3.0.0.0", 24)).is_empty(),
+        "no scheduling without cdn.toml"
+    );
+
+    // Ten check intervals (100 ms) later, no checker has probed again (one check already
+    // on the wire when the reload landed may still arrive).
+    let after = requests();
+    let window = Instant::now();
+    while window.elapsed() < std::time::Duration::from_secs(1) {
+        assert!(
+            requests() <= after + 1,
+            "health checks continued after cdn.toml was removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -124,6 +124,19 @@ impl HealthChecker {
         }
     }
 
+    /// Stops every checker and forgets every edge: the live snapshot has no `cdn.toml` any
+    /// more (it was removed), so no edge is scheduled and none should be probed.
+    pub fn reconcile_without_cdn(&self) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for running in tasks.running.values() {
+            running.cancel.cancel();
+        }
+        tasks.running.clear();
+        while tasks.set.try_join_next().is_some() {}
+        drop(tasks);
+        self.table.clear();
+    }
+
     /// Names of the edges being checked now, sorted.
     pub fn checked_edges(&self) -> Vec<String> {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());

@@ -245,6 +245,14 @@ impl HealthTable {
         }
         entries
     }
+
+    /// Forget every edge: the configuration that listed them is gone.
+    pub(crate) fn clear(&self) {
+        let old = self.edges.swap(Arc::new(EdgeMap::new()));
+        if !old.is_empty() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Health by edge index for one configuration (see [`HealthTable::view`]).

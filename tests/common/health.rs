@@ -5,12 +5,13 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub struct HealthEndpoint {
     pub addr: SocketAddr,
+    requests: Arc<AtomicU64>,
     running: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -21,6 +22,7 @@ impl HealthEndpoint {
         let addr = listener.local_addr().unwrap();
         let mut endpoint = HealthEndpoint {
             addr,
+            requests: Arc::default(),
             running: None,
         };
         endpoint.serve(listener);
@@ -32,11 +34,18 @@ impl HealthEndpoint {
         format!("http://{}/health", self.addr)
     }
 
+    /// Requests answered so far.
+    #[allow(dead_code)]
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
     fn serve(&mut self, listener: TcpListener) {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
+            let requests = self.requests.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
@@ -45,6 +54,7 @@ impl HealthEndpoint {
                             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                             let mut buf = [0u8; 1024];
                             let _ = stream.read(&mut buf);
+                            requests.fetch_add(1, Ordering::SeqCst);
                             let _ = stream.write_all(
                                 b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
                             );
