@@ -189,6 +189,7 @@ pub fn edge_view(
     origin_headers: &HeaderMap,
     path: &str,
     business: Business,
+    now: SystemTime,
 ) -> HeaderMap {
     let mut view = origin_headers.clone();
     if view.contains_key(CDN_CACHE_CONTROL) {
@@ -201,6 +202,9 @@ pub fn edge_view(
         }
         view.remove(CDN_CACHE_CONTROL);
     }
+    lowercase_directive_names(&mut view);
+    first_age_only(&mut view);
+    strict_expires(&mut view, now);
     clamp_delta_seconds(&mut view);
     let dirs = directives(&view, "cache-control");
     let has_freshness = has_directive(&dirs, "max-age")
@@ -216,6 +220,180 @@ pub fn edge_view(
         }
     }
     view
+}
+
+/// RFC 9111 5.2: directive names are case-insensitive. The library matches them as written,
+/// so `No-CaChE` or `MaX-aGe=60` are rewritten in lower case (quoted values untouched).
+fn lowercase_directive_names(view: &mut HeaderMap) {
+    let values: Vec<HeaderValue> = view
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .cloned()
+        .collect();
+    if !values
+        .iter()
+        .any(|v| v.as_bytes().iter().any(u8::is_ascii_uppercase))
+    {
+        return;
+    }
+    view.remove(header::CACHE_CONTROL);
+    for value in values {
+        let Ok(text) = value.to_str() else {
+            view.append(header::CACHE_CONTROL, value);
+            continue;
+        };
+        // Lower-case every byte outside quoted strings that belongs to a name, i.e. that
+        // follows a comma (or the start) and precedes the directive's '='.
+        let mut out = String::with_capacity(text.len());
+        let (mut quoted, mut escaped, mut in_name) = (false, false, true);
+        for c in text.chars() {
+            if quoted {
+                quoted = escaped || c != '"';
+                escaped = !escaped && c == '\\';
+                out.push(c);
+                continue;
+            }
+            match c {
+                '"' => quoted = true,
+                ',' => in_name = true,
+                '=' => in_name = false,
+                _ => {}
+            }
+            out.push(if in_name { c.to_ascii_lowercase() } else { c });
+        }
+        let fixed = HeaderValue::from_str(&out).unwrap_or(value);
+        view.append(header::CACHE_CONTROL, fixed);
+    }
+}
+
+/// RFC 9111 5.1: `Age` is one delta-seconds. When an origin sends a list (`7200, 0`) or several
+/// lines, the first member counts; a first member that is not delta-seconds means no `Age`.
+fn first_age_only(view: &mut HeaderMap) {
+    let mut values = view.get_all(header::AGE).iter();
+    let Some(first) = values.next() else { return };
+    if values.next().is_none() && !first.as_bytes().contains(&b',') {
+        return;
+    }
+    let member = first
+        .to_str()
+        .ok()
+        .and_then(|t| t.split(',').next())
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|m| HeaderValue::from_str(m).ok());
+    view.remove(header::AGE);
+    if let Some(member) = member {
+        view.insert(header::AGE, member);
+    }
+}
+
+/// RFC 9111 5.3: an `Expires` that is not a valid HTTP-date (RFC 9110 5.6.7) means "already
+/// expired". The three date forms are accepted (names case-insensitively, a two-digit year
+/// read as the nearest past-or-next-50-years one) and handed on as an IMF-fixdate; anything
+/// else — other zones, extra spaces, dashes in the IMF form, several lines — becomes the epoch.
+fn strict_expires(view: &mut HeaderMap, now: SystemTime) {
+    let mut values = view.get_all(header::EXPIRES).iter();
+    let Some(first) = values.next() else { return };
+    let parsed = if values.next().is_none() {
+        first.to_str().ok().and_then(|t| parse_http_date(t, now))
+    } else {
+        None
+    };
+    let when = parsed.unwrap_or(SystemTime::UNIX_EPOCH);
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
+        view.insert(header::EXPIRES, value);
+    }
+}
+
+/// Parses the three HTTP-date forms of RFC 9110 5.6.7; `now` resolves two-digit years.
+pub fn parse_http_date(text: &str, now: SystemTime) -> Option<SystemTime> {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    const LONG_DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = |s: &str, n: usize| -> Option<u64> {
+        (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let month = |s: &str| MONTHS.iter().position(|m| *m == s).map(|i| i as u64 + 1);
+    let time = |s: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = s.split(':');
+        let h = digits(parts.next()?, 2)?;
+        let m = digits(parts.next()?, 2)?;
+        let sec = digits(parts.next()?, 2)?;
+        (parts.next().is_none() && h < 24 && m < 60 && sec < 61).then_some((h, m, sec))
+    };
+    let (year, mon, day, hms) = if let Some((name, rest)) = lower.split_once(", ") {
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if DAYS.contains(&name) {
+            // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+            let [d, m, y, t, "gmt"] = fields.as_slice() else {
+                return None;
+            };
+            (digits(y, 4)?, month(m)?, digits(d, 2)?, time(t)?)
+        } else if LONG_DAYS.contains(&name) {
+            // rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT
+            let [date, t, "gmt"] = fields.as_slice() else {
+                return None;
+            };
+            let mut dmy = date.split('-');
+            let (d, m, yy) = (dmy.next()?, dmy.next()?, dmy.next()?);
+            if dmy.next().is_some() {
+                return None;
+            }
+            let yy = digits(yy, 2)?;
+            let this_year =
+                1970 + now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() / 31_556_952;
+            let mut year = this_year - this_year % 100 + yy;
+            if year > this_year + 50 {
+                year -= 100;
+            }
+            (year, month(m)?, digits(d, 2)?, time(t)?)
+        } else {
+            return None;
+        }
+    } else {
+        // asctime-date: Sun Nov  6 08:49:37 1994
+        let (name, rest) = lower.split_at_checked(3)?;
+        let rest = rest.strip_prefix(' ')?;
+        if !DAYS.contains(&name) || rest.len() != 20 {
+            return None;
+        }
+        let (m, rest) = rest.split_at_checked(3)?;
+        let rest = rest.strip_prefix(' ')?;
+        let (d, rest) = rest.split_at_checked(2)?;
+        let d = d.strip_prefix(' ').unwrap_or(d);
+        let rest = rest.strip_prefix(' ')?;
+        let (t, y) = rest.split_once(' ')?;
+        (digits(y, 4)?, month(m)?, d.parse().ok()?, time(t)?)
+    };
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant), for years from 1970.
+    let (y, m) = if mon <= 2 {
+        (year - 1, mon + 9)
+    } else {
+        (year, mon - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hms.0 * 3600 + hms.1 * 60 + hms.2;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// RFC 9111 1.2.2: delta-seconds beyond 2^31 count as 2^31. Applied to `Age` and to the
@@ -299,7 +477,7 @@ pub fn decide_store(
     business: Business,
     now: SystemTime,
 ) -> StoreDecision {
-    let view = edge_view(status, origin_headers, req.path(), business);
+    let view = edge_view(status, origin_headers, req.path(), business, now);
     let dirs = directives(&view, "cache-control");
     if view.contains_key(header::SET_COOKIE) && !has_directive(&dirs, "public") {
         return StoreDecision::Pass("set-cookie");
@@ -381,7 +559,7 @@ pub fn revalidated(
             merged.append(name.clone(), value.clone());
         }
     }
-    let view = edge_view(status, &merged, req.path(), business);
+    let view = edge_view(status, &merged, req.path(), business, now);
     let dirs = directives(&view, "cache-control");
     let policy = policy_for(req, status, view, now);
     let freshness = freshness_of(&policy, &dirs, now);
@@ -833,6 +1011,7 @@ mod tests {
             &headers(&[("age", "99999999999")]),
             "/x",
             Business::SmallFiles,
+            now(),
         );
         assert_eq!(view["age"], "2147483648");
     }
