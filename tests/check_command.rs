@@ -126,7 +126,8 @@ fn zone_without_ns() {
     let (code, out) = check(dir.path());
     assert_eq!(code, 1);
     let file = dir.path().join("cdn.example.net.zone");
-    let expected = format!("{}: no NS record at the zone apex", file.display());
+    // The SOA's line: where the apex's records are.
+    let expected = format!("{}:5: no NS record at the zone apex", file.display());
     assert!(out.contains(&expected), "{out}");
 }
 

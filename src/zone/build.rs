@@ -306,7 +306,13 @@ impl Builder {
         }
     }
 
-    fn check_apex(&self, path: &Path, origin: &Name, apex_key: &[u8], errors: &mut Vec<ZoneError>) {
+    fn check_apex(
+        &mut self,
+        path: &Path,
+        origin: &Name,
+        apex_key: &[u8],
+        errors: &mut Vec<ZoneError>,
+    ) {
         if self.soa.is_none() {
             errors.push(ZoneError {
                 file: path.to_path_buf(),
@@ -319,11 +325,16 @@ impl Builder {
             .get(apex_key)
             .is_some_and(|apex| apex.rrset(RecordType::NS).is_some());
         if !has_ns {
-            errors.push(ZoneError {
-                file: path.to_path_buf(),
-                line: None,
-                message: format!("no NS record at the zone apex {origin}"),
-            });
+            let message = format!("no NS record at the zone apex {origin}");
+            match &self.soa {
+                // Point at the SOA: that is where the apex's records are.
+                Some((_, soa_loc)) => self.problems.push((*soa_loc, message)),
+                None => errors.push(ZoneError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    message,
+                }),
+            }
         }
     }
 

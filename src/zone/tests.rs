@@ -479,7 +479,7 @@ fn soa_must_be_one_and_at_the_apex() {
 fn apex_needs_ns() {
     let (_dir, errors) = load_errors(&[("example.org.zone", "$TTL 60\n@ SOA ns root 1 2 3 4 5\n")]);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].line, None);
+    assert_eq!(errors[0].line, Some(2), "the error points at the SOA");
     assert!(
         errors[0].message.contains("no NS record at the zone apex"),
         "{errors:?}"
@@ -566,11 +566,11 @@ fn every_error_of_every_file_is_reported_together() {
         "{text}"
     );
     assert!(
-        lines[2].contains("b.example.zone:3: cannot parse record"),
+        lines[2].contains("b.example.zone:2: no NS record at the zone apex b.example."),
         "{text}"
     );
     assert!(
-        lines[3].contains("b.example.zone: no NS record at the zone apex b.example."),
+        lines[3].contains("b.example.zone:3: cannot parse record"),
         "{text}"
     );
     assert!(
