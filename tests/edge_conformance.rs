@@ -104,3 +104,64 @@ async fn expires_in_any_http_date_form_counts_and_an_invalid_one_means_expired()
     );
     assert_eq!(origin.count("/utc"), 2, "only GMT is allowed: expired");
 }
+
+/// Sends `GET path` on a new connection and returns once the response head has arrived,
+/// with the connection (and the body still streaming) kept open.
+async fn response_head(edge: &TestEdge, path: &str) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut byte))
+            .await
+            .expect("a response head before the deadline")
+            .unwrap();
+        assert_eq!(n, 1, "connection closed before the response head");
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).into_owned(), stream)
+}
+
+/// A request that arrives after the origin's response was handed out, while its body is
+/// still being stored, must not be given that response when it is already stale
+/// (cache-tests `status-204-stale` hit this race): it gets a fetch of its own.
+#[tokio::test]
+async fn a_response_stale_on_arrival_is_not_shared_with_later_requests() {
+    let origin = origin()
+        .route(
+            "/stale",
+            Reply::generated(1 << 20)
+                .header("cache-control", "max-age=0")
+                .header("etag", "\"v1\"")
+                .stall_after(64 * 1024),
+        )
+        .route(
+            "/fresh",
+            Reply::generated(1 << 20)
+                .header("cache-control", "max-age=3600")
+                .stall_after(64 * 1024),
+        )
+        .start()
+        .await;
+    let edge = TestEdge::for_origin(&origin.url()).await;
+
+    // The first request's body never finishes, so its fill stays in flight.
+    let (first, _keep) = response_head(&edge, "/stale").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let (second, _keep2) = response_head(&edge, "/stale").await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert_eq!(origin.count("/stale"), 2, "the stale response was shared");
+
+    // A fresh one is shared, as coalescing wants.
+    let (_, _keep3) = response_head(&edge, "/fresh").await;
+    let (shared, _keep4) = response_head(&edge, "/fresh").await;
+    assert!(shared.starts_with("HTTP/1.1 200"), "{shared}");
+    assert_eq!(
+        origin.count("/fresh"),
+        1,
+        "a fresh response in flight is shared"
+    );
+}

@@ -87,6 +87,17 @@ pub enum Outcome {
     Failed(OriginError),
 }
 
+/// How a request got its origin outcome from the coalescer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Joined {
+    /// It led the fetch: the response was fetched for it.
+    Led,
+    /// It joined while the fetch was in flight.
+    Followed,
+    /// It joined after the outcome was published, while the fill was still being stored.
+    Late,
+}
+
 /// How a response was produced, for `Cache-Status` and `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
@@ -293,8 +304,8 @@ impl Edge {
                 "meridian-edge: not in cache (only-if-cached)\n",
             );
         }
-        let (outcome, coalesced) = self.coalesced_fetch(ctx, stale.clone()).await;
-        self.respond_outcome(ctx, outcome, stale, coalesced, true)
+        let (outcome, joined) = self.coalesced_fetch(ctx, stale.clone()).await;
+        self.respond_outcome(ctx, outcome, stale, joined, true)
             .await
     }
 
@@ -306,13 +317,13 @@ impl Edge {
         });
     }
 
-    /// Joins or leads the origin fetch for this URL; `true` when it followed another's.
+    /// Joins or leads the origin fetch for this URL.
     async fn coalesced_fetch(
         self: &Arc<Self>,
         ctx: &Ctx,
         stale: Option<Arc<Entry>>,
-    ) -> (Arc<Outcome>, bool) {
-        let (rx, coalesced) = match self.coalescer.join(&ctx.primary) {
+    ) -> (Arc<Outcome>, Joined) {
+        let (rx, joined) = match self.coalescer.join(&ctx.primary) {
             Join::Leader(guard) => {
                 let rx = guard.subscribe();
                 let edge = self.clone();
@@ -327,11 +338,12 @@ impl Edge {
                     }
                     drop(guard);
                 });
-                (rx, false)
+                (rx, Joined::Led)
             }
             Join::Follower(rx) => {
                 metrics::inc(&self.metrics.coalesced);
-                (rx, true)
+                let late = rx.borrow().is_some();
+                (rx, if late { Joined::Late } else { Joined::Followed })
             }
         };
         let outcome = coalesce::wait(rx).await.unwrap_or_else(|| {
@@ -341,7 +353,7 @@ impl Edge {
                 message: "the origin fetch was abandoned".into(),
             }))
         });
-        (outcome, coalesced)
+        (outcome, joined)
     }
 
     /// One origin fetch for a cacheable request: a revalidation when `stale` is given.
@@ -510,10 +522,17 @@ impl Edge {
         ctx: &Ctx,
         outcome: Arc<Outcome>,
         stale: Option<Arc<Entry>>,
-        coalesced: bool,
+        joined: Joined,
         may_refetch: bool,
     ) -> Response<Body> {
         let now = SystemTime::now();
+        let coalesced = joined != Joined::Led;
+        // What a late joiner gets is a stored response like any other: it may serve it only
+        // while it is fresh (a response stale on arrival was for the requests before it).
+        let usable = |reuse: Option<Reuse>| match joined {
+            Joined::Late => reuse == Some(Reuse::Fresh),
+            Joined::Led | Joined::Followed => reuse.is_some(),
+        };
         let serve_stale = |stale: &Option<Arc<Entry>>| {
             stale
                 .as_ref()
@@ -522,16 +541,16 @@ impl Edge {
         };
         match &*outcome {
             Outcome::Fill(fill) => {
-                let matches = policy::reuse(
+                let matches = usable(policy::reuse(
                     &fill.entry.meta.policy,
                     &fill.entry.meta.freshness,
                     fill.entry.varies,
                     &ctx.view,
                     now,
-                )
-                .is_some();
+                ));
                 if !matches && may_refetch {
-                    // Another Vary variant than the one fetched: fetch ours.
+                    // Another Vary variant than the one fetched, or stale for a late
+                    // joiner: fetch ours.
                     return Box::pin(self.uncoalesced(ctx, stale)).await;
                 }
                 self.respond_fill(
@@ -544,16 +563,16 @@ impl Edge {
                 )
             }
             Outcome::Revalidated(entry) => {
-                let matches = policy::reuse(
+                let matches = usable(policy::reuse(
                     &entry.meta.policy,
                     &entry.meta.freshness,
                     entry.varies,
                     &ctx.view,
                     now,
-                )
-                .is_some();
+                ));
                 if !matches && may_refetch {
-                    // Another Vary variant was revalidated: fetch ours.
+                    // Another Vary variant was revalidated, or stale for a late joiner:
+                    // fetch ours.
                     return Box::pin(self.uncoalesced(ctx, stale)).await;
                 }
                 metrics::inc(&self.metrics.hits);
@@ -603,7 +622,7 @@ impl Edge {
                 let _ = writer.run(body, &edge.metrics).await;
             });
         }
-        self.respond_outcome(ctx, outcome, stale, false, false)
+        self.respond_outcome(ctx, outcome, stale, Joined::Led, false)
             .await
     }
 
