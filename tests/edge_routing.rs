@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::edge::{Client, TestEdge, temp_dir};
+use common::edge::{Client, TestEdge, path_str, temp_dir};
 use common::origin::{Reply, origin};
 use http::StatusCode;
 use meridian::edge::EdgeConfig;
@@ -248,4 +248,30 @@ async fn https_origin_is_trusted_through_origin_ca() {
         .await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
     assert_eq!(tls.count.load(Ordering::SeqCst), 1);
+}
+
+/// Origins with certificates from a CA in the system store need no `--origin-ca`: the
+/// binary reads the system's CAs (here replaced through `SSL_CERT_FILE`, as with OpenSSL).
+#[tokio::test]
+async fn https_origin_is_trusted_through_the_system_store() {
+    let (tls, ca_pem) = tls_origin("secure.test");
+    let dir = temp_dir("system-ca");
+    let ca_path = dir.path().join("system-ca.pem");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    let origin = format!("https://127.0.0.1:{}", tls.port);
+    let cache = dir.path().join("cache");
+    let edge = common::edge::EdgeProcess::spawn_with_env(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &["--origin", &origin, "--cache-dir", path_str(&cache)],
+        &[("SSL_CERT_FILE", path_str(&ca_path))],
+    );
+    let got = Client::default()
+        .get(&edge.url("/s.txt"), &[("host", "secure.test")])
+        .await;
+    assert_eq!(
+        (got.status, got.body.as_ref()),
+        (StatusCode::OK, &b"secure body"[..])
+    );
+    assert_eq!(tls.hosts.lock().unwrap().as_slice(), ["secure.test"]);
 }

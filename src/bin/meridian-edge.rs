@@ -41,7 +41,8 @@ struct Args {
     /// Origin for every Host no domain of cdn.toml claims, e.g. http://127.0.0.1:9000.
     #[arg(long)]
     origin: Option<String>,
-    /// Extra CA certificate (PEM) trusted for HTTPS origins.
+    /// Extra CA certificate (PEM) trusted for HTTPS origins, besides the system's CAs
+    /// (SSL_CERT_FILE / SSL_CERT_DIR replace the system store, as with OpenSSL).
     #[arg(long)]
     origin_ca: Option<PathBuf>,
     /// Bearer token for POST /purge and /prefetch when --admin is not loopback.

@@ -3,7 +3,7 @@
 //! In: an [`OriginSpec`], the request's Host, method, target, prepared headers and body.
 //! Out: the first origin response, or an [`OriginError`] saying which side failed and how
 //! (mapped to 502/504 by [`OriginError::status`]). Connections are pooled (hyper-util's
-//! client); HTTPS uses rustls trusting only `--origin-ca` (no system roots are bundled).
+//! client); HTTPS uses rustls trusting the system's CAs and `--origin-ca`.
 //! The next origin is tried on a connect error, a TLS failure or a response-header timeout;
 //! never after a response has started. Does no caching.
 
@@ -93,13 +93,27 @@ fn connector(connect_timeout: Duration) -> HttpConnector {
     http
 }
 
+/// The system's trusted CAs (the platform store, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when
+/// set, as OpenSSL reads them), so that origins with public certificates work without
+/// `--origin-ca`. Unreadable certificates are logged and skipped.
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!("system CA certificates: {error}");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    tracing::debug!(added, ignored, "system CA certificates loaded");
+    roots
+}
+
 impl OriginClient {
     pub fn new(
         origin_ca: Option<&Path>,
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<OriginClient, OriginTlsError> {
-        let mut roots = rustls::RootCertStore::empty();
+        let mut roots = system_roots();
         if let Some(path) = origin_ca {
             let ca_err = |message: String| OriginTlsError::Ca {
                 path: path.display().to_string(),

@@ -189,9 +189,20 @@ impl EdgeProcess {
 
     /// The binary listening on `listen` with its admin on `admin` (ports may be 0).
     pub fn spawn_at(listen: &str, admin: &str, args: &[&str]) -> EdgeProcess {
+        EdgeProcess::spawn_with_env(listen, admin, args, &[])
+    }
+
+    /// [`spawn_at`](Self::spawn_at) with extra environment variables.
+    pub fn spawn_with_env(
+        listen: &str,
+        admin: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> EdgeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meridian-edge"))
             .args(["--listen", listen, "--admin", admin])
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
