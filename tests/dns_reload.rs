@@ -186,3 +186,43 @@ fn queries_during_100_reloads_see_only_old_or_new_data() {
     assert!(queries > 0);
     eprintln!("{queries} query pairs answered during 100 reloads");
 }
+
+fn reloads(s: &Server) -> u64 {
+    let (_, metrics) = s.admin("GET", "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("meridian_reloads_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("meridian_reloads_total in /metrics")
+}
+
+/// Reading the zone files (a reload does, and so do operators and backups) is not a change:
+/// after an edit's reload the watcher stays quiet instead of reloading on the access events
+/// of its own reads.
+#[test]
+fn reads_of_the_zone_files_cause_no_reload() {
+    let dir = copy_fixture("dns");
+    let zone = dir.path().join("example.test.zone");
+    let s = Server::with_zones(dir.path()).start();
+    let before = reloads(&s);
+    edit_www(&zone, "192.0.2.1\n", "192.0.2.88\n");
+    s.wait_for("the edit to be served", || {
+        (www_a(&s).as_deref() == Some("192.0.2.88")).then_some(())
+    });
+    let after_edit = reloads(&s);
+    assert!(after_edit > before, "the edit was a reload");
+
+    // Read every file repeatedly for a while (several debounce windows, 150 ms each).
+    let window = Instant::now();
+    while window.elapsed() < std::time::Duration::from_millis(1500) {
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let _ = std::fs::read(entry.unwrap().path());
+        }
+        assert_eq!(
+            reloads(&s),
+            after_edit,
+            "reads of the zone files caused a reload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
