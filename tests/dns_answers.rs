@@ -230,6 +230,28 @@ fn ds_at_a_delegation_is_answered_from_the_parent() {
 }
 
 #[test]
+fn ds_records_of_a_signed_delegation_are_served_by_the_parent() {
+    let s = server();
+    let m = s.query("signed.example.test.", RecordType::DS);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative, "DS belongs to the parent side");
+    assert_eq!(
+        rdata_strings(&m.answers),
+        [
+            "signed.example.test. DS 31589 13 2 3490A6806D47F17A34C29E2CE80E8A999FFBE4BE8F36A7C02A14F06F8E8C1E8B"
+        ]
+    );
+    // Anything else at or below the cut is still a referral. (Meridian serves no DNSSEC:
+    // the DS is not added to referrals, which RFC 4035 3.1.4 asks of signed zones only.)
+    let out = dig(s.dns, &["www.signed.example.test", "A", "+norec"]);
+    assert!(out.contains("flags: qr;"), "a referral: {out}");
+    assert!(
+        out.contains("signed.example.test.\t3600\tIN\tNS\tns.elsewhere.invalid."),
+        "{out}"
+    );
+}
+
+#[test]
 fn additional_section_has_addresses_of_mx_srv_and_ns_targets() {
     let s = server();
     let m = s.query("example.test.", RecordType::MX);
