@@ -25,6 +25,13 @@
 //! its region does (`sendfile` returns 0), fails the connection with an I/O error: the
 //! client sees an aborted response, never zeros or wrong bytes.
 //!
+//! `sendfile` hands the kernel page-cache pages by reference: bytes changed *in place* while
+//! a send is in flight would go out changed. The cache never writes a committed body file
+//! (fills write a temporary file that is renamed into place under a fresh name), so only
+//! an outside actor could; a file cut short is caught by the length check before the
+//! response starts ([`crate::edge::cache::Cache::zero_copy_body`]) or by `sendfile`
+//! returning 0 during it.
+//!
 //! HTTP/2 requests never get a [`FileSender`]: hyper's h2 copies data into its own frames.
 //! Owns no cache logic; the cache decides which bodies may be sent this way.
 
