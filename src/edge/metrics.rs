@@ -27,6 +27,8 @@ pub struct Metrics {
     pub coalesced: AtomicU64,
     pub bytes_from_cache: AtomicU64,
     pub bytes_from_origin: AtomicU64,
+    /// Shared with every client connection, which counts what `sendfile` sent.
+    pub sendfile_bytes: Arc<AtomicU64>,
     pub origin_errors: AtomicU64,
     pub origin_requests: AtomicU64,
     pub purged: AtomicU64,
@@ -76,7 +78,7 @@ impl Metrics {
 
     /// Prometheus text exposition; `gauges` are extra (name, help, value) lines.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
-        let counters: [(&str, &str, &AtomicU64); 16] = [
+        let counters: [(&str, &str, &AtomicU64); 17] = [
             (
                 "requests_total",
                 "Client requests received.",
@@ -121,6 +123,11 @@ impl Metrics {
                 "bytes_from_origin_total",
                 "Body bytes received from origins.",
                 &self.bytes_from_origin,
+            ),
+            (
+                "sendfile_bytes_total",
+                "Body bytes served from cache with sendfile (zero-copy, HTTP/1.x).",
+                &self.sendfile_bytes,
             ),
             (
                 "origin_errors_total",

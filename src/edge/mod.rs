@@ -16,6 +16,7 @@
 //! - [`origin`]: pooled HTTP/HTTPS client with failover; [`range`]: byte ranges (pure).
 //! - [`server`]: accept loop and graceful shutdown; [`admin`]: the admin endpoints;
 //!   [`metrics`]: every edge counter name.
+//! - [`zero_copy`]: `sendfile` of disk-tier bodies on HTTP/1.x connections, under hyper.
 //!
 //! The binary parses flags and binds sockets; [`run`] does the rest until the shutdown
 //! token is cancelled, then drains connections.
@@ -30,6 +31,7 @@ pub mod proxy;
 pub mod range;
 pub mod route;
 pub mod server;
+pub mod zero_copy;
 pub mod zones;
 
 pub use config::{EdgeConfig, parse_size};
@@ -46,6 +48,7 @@ use crate::edge::cache::{Cache, CacheError};
 use crate::edge::origin::{OriginClient, OriginTlsError};
 use crate::edge::proxy::Edge;
 use crate::edge::route::Router;
+use crate::edge::server::ZeroCopy;
 use crate::edge::zones::ZonesError;
 
 /// Why the edge could not start.
@@ -119,6 +122,7 @@ pub async fn serve(
         servers.spawn(server::serve(
             listener,
             shutdown.clone(),
+            ZeroCopy::Enabled(edge.metrics.sendfile_bytes.clone()),
             move |req, peer: SocketAddr| {
                 let edge = edge.clone();
                 async move { edge.handle(req, peer).await }
@@ -135,10 +139,16 @@ pub async fn serve(
             token: config.admin_token.clone(),
         });
         let edge = edge.clone();
-        servers.spawn(server::serve(listener, shutdown.clone(), move |req, _| {
-            let (edge, auth) = (edge.clone(), auth.clone());
-            async move { admin::handle(edge, auth, req).await }
-        }));
+        let disabled = ZeroCopy::Disabled;
+        servers.spawn(server::serve(
+            listener,
+            shutdown.clone(),
+            disabled,
+            move |req, _| {
+                let (edge, auth) = (edge.clone(), auth.clone());
+                async move { admin::handle(edge, auth, req).await }
+            },
+        ));
     }
     while servers.join_next().await.is_some() {}
     edge.tasks.close();

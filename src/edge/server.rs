@@ -3,13 +3,18 @@
 //! In: a bound listener, a cancellation token and a handler. Out: nothing until the token is
 //! cancelled; then it stops accepting, lets in-flight requests finish (up to a grace
 //! period) and returns. Knows nothing of caching.
+//!
+//! Every connection is a [`ZeroCopyIo`]; with [`ZeroCopy::Enabled`], each HTTP/1.x request
+//! carries the connection's [`FileSender`] in its extensions (HTTP/2 requests never do).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,6 +24,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::edge::body::Body;
+use crate::edge::zero_copy::{FileSender, ZeroCopyIo};
+
+/// Whether HTTP/1.x requests get a [`FileSender`] for zero-copy bodies.
+#[derive(Clone)]
+pub enum ZeroCopy {
+    Disabled,
+    /// Counting the bytes sent with `sendfile` into this counter.
+    Enabled(Arc<AtomicU64>),
+}
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,8 +41,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `listener` until `shutdown` is cancelled.
-pub async fn serve<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
-where
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    zero_copy: ZeroCopy,
+    handler: H,
+) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -55,13 +73,26 @@ where
             }
         };
         let _ = stream.set_nodelay(true);
+        let (io, sender) = match &zero_copy {
+            ZeroCopy::Enabled(counter) => {
+                let io = ZeroCopyIo::new(stream, counter.clone());
+                let sender = io.sender();
+                (io, sender)
+            }
+            ZeroCopy::Disabled => (ZeroCopyIo::new(stream, Arc::default()), None),
+        };
         let handler = handler.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let handler = handler.clone();
+            if let Some(sender) = &sender
+                && req.version() < Version::HTTP_2
+            {
+                req.extensions_mut().insert::<FileSender>(sender.clone());
+            }
             async move { Ok::<_, Infallible>(handler(req, peer).await) }
         });
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -7,7 +7,9 @@
 //!          (see [`fill`])
 //! ```
 //!
-//! Every committed entry is on disk; the memory tier caches small bodies. The index is
+//! Every committed entry is on disk; the memory tier caches small bodies. Bodies of at least
+//! [`SENDFILE_MIN`] bytes go to HTTP/1.x clients with `sendfile` from their disk file
+//! ([`Cache::zero_copy_body`], kept open in a small LRU of files). The index is
 //! bounded by the disk tier's bytes (LRU) and rebuilt from disk at start. A fill in progress
 //! is readable by any number of clients while it is written, so a large object is never
 //! held whole in memory. Decisions (what to store, how to reuse) live in [`policy`]; this
@@ -23,6 +25,7 @@ use fill::file_body;
 pub use fill::{Fill, FillError, FillWriter, Progress};
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::edge::body::{self, Body};
+use crate::edge::zero_copy::FileSender;
 use disk::{DiskTier, StoredMeta};
 use memory::MemoryTier;
 use policy::CacheRequest;
@@ -47,6 +51,12 @@ const MAX_VARIANTS: usize = 16;
 const READ_CHUNK: usize = 1 << 20;
 /// A fill writes (and shows its readers) what it received in chunks of this size.
 const WRITE_CHUNK: usize = 64 << 10;
+/// Bodies at least this long go to HTTP/1.x clients with `sendfile`; shorter ones are
+/// cheaper as one `writev` from the memory tier (headers and body in one call).
+pub const SENDFILE_MIN: u64 = 32 << 10;
+/// At most this many body files are kept open for `sendfile` (fewer when the process's
+/// descriptor limit is low: a quarter of it).
+const MAX_OPEN_FILES: u64 = 1024;
 
 /// Identifies one stored variant: sha256 of the primary key and the request's values of the
 /// response's Vary fields. Also the disk file name.
@@ -119,6 +129,37 @@ impl Entry {
     }
 }
 
+/// Reads a whole body, checked against its recorded checksum. Blocking.
+fn read_verified(file: &File, meta: &StoredMeta) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; meta.body_len as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    // Small bodies are checked whole on their way into memory.
+    if hex::encode(Sha256::digest(&buf)) != meta.body_sha256 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "cache body does not match its checksum",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// How many body files to keep open: a quarter of the descriptor limit, at most
+/// [`MAX_OPEN_FILES`].
+fn open_files_max() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur as u64
+    } else {
+        256
+    };
+    (soft / 4).clamp(16, MAX_OPEN_FILES) as usize
+}
+
 pub fn headers_to_pairs(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
@@ -169,6 +210,9 @@ struct Index {
 pub struct Cache {
     disk: Arc<DiskTier>,
     memory: MemoryTier,
+    /// Open body files for zero-copy sends: id -> (body file name, file), LRU.
+    open_files: Mutex<LruCache<EntryId, (String, Arc<File>)>>,
+    open_files_max: usize,
     index: Mutex<Index>,
     disk_capacity: u64,
     memory_capacity: u64,
@@ -210,6 +254,8 @@ impl Cache {
         let cache = Cache {
             disk: Arc::new(disk),
             memory: MemoryTier::new(memory_bytes),
+            open_files: Mutex::new(LruCache::unbounded()),
+            open_files_max: open_files_max(),
             index: Mutex::new(Index {
                 variants: HashMap::new(),
                 lru: LruCache::unbounded(),
@@ -266,6 +312,7 @@ impl Cache {
             if let Some((_, old_size)) = index.lru.pop(&entry.id) {
                 index.bytes -= old_size;
                 self.memory.remove(&entry.id);
+                self.close_file(&entry.id);
             }
             let variants = index
                 .variants
@@ -304,6 +351,7 @@ impl Cache {
 
     fn forget(&self, entry: &Entry) {
         self.memory.remove(&entry.id);
+        self.close_file(&entry.id);
         self.disk.remove(&entry.id, &entry.meta.body_file);
     }
 
@@ -383,27 +431,84 @@ impl Cache {
             .map_err(io::Error::other)??;
         let len = entry.meta.body_len;
         if len <= self.memory.max_object() {
-            let expected = entry.meta.body_sha256.clone();
-            let bytes = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; len as usize];
-                file.read_exact_at(&mut buf, 0)?;
-                // Small bodies are checked whole on their way into memory.
-                if hex::encode(Sha256::digest(&buf)) != expected {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "cache body does not match its checksum",
-                    ));
-                }
-                Ok::<_, io::Error>(Bytes::from(buf))
-            })
-            .await
-            .map_err(io::Error::other)??;
+            let meta = entry.meta.clone();
+            let bytes = tokio::task::spawn_blocking(move || read_verified(&file, &meta))
+                .await
+                .map_err(io::Error::other)??;
             self.memory.insert(entry.id, bytes.clone());
             return Ok(body::full(bytes.slice(range)));
         }
         let (tx, rx) = watch::channel(Progress::Complete(len));
         drop(tx);
         Ok(file_body(Arc::new(file), start, Some(end), rx))
+    }
+
+    /// The body `start..end` of a committed entry sent with `sendfile` through `sender`, or
+    /// `None` when the body is shorter than [`SENDFILE_MIN`] (use [`Cache::body`]). The
+    /// file's length is checked (`fstat`) against the entry on every call; a body that is
+    /// also small enough for the memory tier has its checksum verified when its file is
+    /// first opened, as [`Cache::body`] does.
+    pub async fn zero_copy_body(
+        &self,
+        entry: &Arc<Entry>,
+        start: u64,
+        end: u64,
+        sender: &FileSender,
+    ) -> io::Result<Option<Body>> {
+        let len = entry.meta.body_len;
+        if len < SENDFILE_MIN || end > len {
+            return Ok(None);
+        }
+        let file = self.open_file(entry).await?;
+        let on_disk = file.metadata()?.len();
+        if on_disk != len {
+            self.close_file(&entry.id);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cache body file has {on_disk} bytes, its entry {len}"),
+            ));
+        }
+        Ok(Some(sender.body(file, start, end)))
+    }
+
+    /// The entry's body file, from the open-file LRU or opened (and verified) now.
+    async fn open_file(&self, entry: &Arc<Entry>) -> io::Result<Arc<File>> {
+        {
+            let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((name, file)) = open.get(&entry.id)
+                && *name == entry.meta.body_file
+            {
+                return Ok(file.clone());
+            }
+        }
+        let disk = self.disk.clone();
+        let owned = entry.clone();
+        let verify = entry.meta.body_len <= self.memory.max_object();
+        let (file, verified) = tokio::task::spawn_blocking(move || {
+            let file = disk.open_body(&owned.id, &owned.meta)?;
+            if !verify {
+                return Ok::<_, io::Error>((file, None));
+            }
+            let bytes = read_verified(&file, &owned.meta)?;
+            Ok((file, Some(bytes)))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if let Some(bytes) = verified {
+            self.memory.insert(entry.id, bytes);
+        }
+        let file = Arc::new(file);
+        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
+        open.put(entry.id, (entry.meta.body_file.clone(), file.clone()));
+        while open.len() > self.open_files_max {
+            open.pop_lru();
+        }
+        Ok(file)
+    }
+
+    fn close_file(&self, id: &EntryId) {
+        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
+        open.pop(id);
     }
 
     /// Starts storing a response: a temp file that readers can follow while it grows.

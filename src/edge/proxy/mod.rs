@@ -37,6 +37,7 @@ use crate::edge::metrics::{self, DomainCounters, Metrics};
 use crate::edge::origin::{OriginClient, OriginError, OriginErrorKind, OriginRequest};
 use crate::edge::range;
 use crate::edge::route::{OriginSpec, Router, normalize_host};
+use crate::edge::zero_copy::FileSender;
 
 mod respond;
 mod slice;
@@ -153,6 +154,8 @@ struct Ctx {
     /// For one slice of a sliced object: `(index, slice size)`; the key names the slice.
     slice: Option<(u64, u64)>,
     counters: Arc<DomainCounters>,
+    /// The connection's zero-copy sender (HTTP/1.x client connections only).
+    file_sender: Option<FileSender>,
 }
 
 impl Ctx {
@@ -249,6 +252,7 @@ impl Edge {
             version: req.version(),
             slice: None,
             counters: self.metrics.domain(&spec_domain),
+            file_sender: req.extensions().get::<FileSender>().cloned(),
         };
         metrics::inc(&ctx.counters.requests);
         if req.method() == Method::CONNECT {
@@ -742,6 +746,7 @@ impl Edge {
             version: Version::HTTP_11,
             slice: None,
             counters: self.metrics.domain(&spec_domain),
+            file_sender: None,
         };
         let response = if ctx.spec.business.sliced() {
             self.serve_sliced(&ctx).await

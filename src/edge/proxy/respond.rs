@@ -103,7 +103,7 @@ impl Edge {
                 let body = if ctx.head || start >= end {
                     body::empty()
                 } else {
-                    match self.cache.body(entry, start, end).await {
+                    match self.entry_body(ctx, entry, start, end).await {
                         Ok(body) => body,
                         Err(error) => {
                             tracing::warn!(%error, key = %ctx.primary, "cache read failed; dropping entry");
@@ -125,6 +125,23 @@ impl Edge {
                 ))
             }
         }
+    }
+
+    /// `start..end` of a stored body: with `sendfile` when the connection offers it and the
+    /// body is long enough, else from memory or disk.
+    async fn entry_body(
+        &self,
+        ctx: &Ctx,
+        entry: &Arc<Entry>,
+        start: u64,
+        end: u64,
+    ) -> std::io::Result<Body> {
+        if let Some(sender) = &ctx.file_sender
+            && let Some(body) = self.cache.zero_copy_body(entry, start, end, sender).await?
+        {
+            return Ok(body);
+        }
+        self.cache.body(entry, start, end).await
     }
 
     pub(super) fn respond_fill(
