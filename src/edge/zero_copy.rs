@@ -199,28 +199,14 @@ impl ZeroCopyIo {
             use std::os::fd::AsRawFd;
             let fd = self.stream.as_raw_fd();
             let iovcnt = bufs.len().min(libc::UIO_MAXIOV as usize);
-            loop {
-                ready!(self.stream.poll_write_ready(cx))?;
-                let result = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
-                    // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix; the slices
-                    // outlive the call; msghdr is zero-initialised apart from the iovecs.
-                    let n = unsafe {
-                        let mut msg: libc::msghdr = std::mem::zeroed();
-                        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-                        msg.msg_iovlen = iovcnt as _;
-                        libc::sendmsg(fd, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL)
-                    };
-                    if n < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(n as usize)
-                    }
-                });
-                match result {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    other => return Poll::Ready(other),
-                }
-            }
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix; the slices outlive
+            // the call; msghdr is zero-initialised apart from the iovecs.
+            return self.poll_write_syscall(cx, || unsafe {
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = iovcnt as _;
+                libc::sendmsg(fd, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL)
+            });
         }
         let _ = more;
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
@@ -280,12 +266,25 @@ impl ZeroCopyIo {
         let Ok(mut off) = libc::off_t::try_from(offset) else {
             return Poll::Ready(Err(io::Error::other("file offset out of range")));
         };
+        // SAFETY: both descriptors are open for the duration of the call (we hold the
+        // stream and the file); `off` is a valid off_t.
+        self.poll_write_syscall(cx, || unsafe {
+            libc::sendfile(out_fd, in_fd, &mut off, len)
+        })
+    }
+
+    /// Runs `syscall` (a write to the socket returning a byte count or -1 with errno) when
+    /// the socket is writable, waiting again whenever it would block.
+    #[cfg(target_os = "linux")]
+    fn poll_write_syscall(
+        &self,
+        cx: &mut Context<'_>,
+        mut syscall: impl FnMut() -> isize,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.stream.poll_write_ready(cx))?;
             let result = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
-                // SAFETY: both descriptors are open for the duration of the call (we hold
-                // the stream and the file); `off` is a valid off_t.
-                let n = unsafe { libc::sendfile(out_fd, in_fd, &mut off, len) };
+                let n = syscall();
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
