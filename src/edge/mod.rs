@@ -139,11 +139,10 @@ pub async fn serve(
             token: config.admin_token.clone(),
         });
         let edge = edge.clone();
-        let disabled = ZeroCopy::Disabled;
         servers.spawn(server::serve(
             listener,
             shutdown.clone(),
-            disabled,
+            ZeroCopy::Disabled,
             move |req, _| {
                 let (edge, auth) = (edge.clone(), auth.clone());
                 async move { admin::handle(edge, auth, req).await }
