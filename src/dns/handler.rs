@@ -131,11 +131,11 @@ fn respond(
             return (response, Cacheability::Static, None);
         }
         if let Some(EdnsOption::Subnet(subnet)) = edns.option(EdnsCode::Subnet) {
-            let checked = ecs::validate(subnet).and_then(|net| {
-                let declared = ecs::declared_address_len(wire)
-                    .unwrap_or(usize::from(net.source_prefix).div_ceil(8));
-                ecs::check_address_len(&net, declared).map(|()| net)
-            });
+            let checked =
+                ecs::validate(subnet).and_then(|net| match ecs::declared_address_len(wire) {
+                    Some(declared) => ecs::check_address_len(&net, declared).map(|()| net),
+                    None => Ok(net),
+                });
             match checked {
                 Ok(net) => client_net = Some(net),
                 Err(e) => {
