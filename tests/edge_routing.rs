@@ -275,3 +275,40 @@ async fn https_origin_is_trusted_through_the_system_store() {
     );
     assert_eq!(tls.hosts.lock().unwrap().as_slice(), ["secure.test"]);
 }
+
+/// `printf 'GET ...' | nc -N edge 8080`: the client closes its write side right after the
+/// request and waits for the answer. It gets the whole response, for a miss and for a hit.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = origin()
+        .route(
+            "/logo.png",
+            Reply::ok("png bytes").header("cache-control", "max-age=60"),
+        )
+        .start()
+        .await;
+    let edge = TestEdge::start(EdgeConfig {
+        catch_all: Some(OriginSpec::from_url(&origin.url()).unwrap()),
+        ..EdgeConfig::default()
+    })
+    .await;
+    for expected_cache in ["x-cache: miss", "x-cache: hit"] {
+        let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+        stream
+            .write_all(b"GET /logo.png HTTP/1.1\r\nHost: img.example\r\n\r\n")
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut reply))
+            .await
+            .expect("the response ends")
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply).to_lowercase();
+        assert!(reply.starts_with("http/1.1 200"), "{reply:?}");
+        assert!(reply.contains(expected_cache), "{reply:?}");
+        assert!(reply.ends_with("\r\n\r\npng bytes"), "{reply:?}");
+    }
+    assert_eq!(origin.count("/logo.png"), 1);
+}

@@ -52,11 +52,14 @@ pub async fn serve<H, F>(
 {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that never finishes its request head is dropped (slowloris).
+    // A client that never finishes its request head is dropped (slowloris). A client that
+    // shuts down its write side after the request (`nc -N`, scripts) still gets the
+    // response, as from nginx; hyper's default would drop it at the read EOF.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .half_close(true);
     builder.http2().timer(TokioTimer::new());
     loop {
         let accepted = tokio::select! {
