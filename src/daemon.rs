@@ -7,6 +7,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hickory_proto::rr::{Name, Record};
 
 use arc_swap::ArcSwap;
 use tokio::task::JoinSet;
@@ -14,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Admin};
 use crate::dns::server::{Listeners, Shared, serve};
+use crate::dns::transfer::{self, TransferPolicy};
 use crate::health::{HealthChecker, HealthTable};
 use crate::metrics::Metrics;
-use crate::reload::{BeforeSwap, Reloader};
+use crate::reload::{AfterSwap, BeforeSwap, Reloader};
 use crate::snapshot::{LoadError, Snapshot, Sources};
 
 /// Everything the server needs to start.
@@ -28,6 +32,8 @@ pub struct Options {
     pub admin_token: Option<String>,
     /// UDP worker threads (sockets) per listen address.
     pub udp_workers: usize,
+    /// Zone transfers out and NOTIFY targets.
+    pub transfer: TransferPolicy,
 }
 
 /// Why the server could not start.
@@ -126,15 +132,23 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         snapshot: ArcSwap::from_pointee(snapshot),
         metrics: Metrics::default(),
         health: health.clone(),
+        transfer: options.transfer.clone(),
     });
     let before_swap: BeforeSwap = {
         let checker = checker.clone();
         Box::new(move |snapshot: &mut Snapshot| attach_health(&checker, snapshot))
     };
+    let after_swap: Option<AfterSwap> = (!options.transfer.notify.is_empty()).then(|| {
+        let (shared, targets) = (shared.clone(), options.transfer.notify.clone());
+        Box::new(move |old: &Snapshot, new: &Snapshot| {
+            notify_secondaries(&shared, &targets, transfer::changed_zones(old, new))
+        }) as AfterSwap
+    });
     let reloader = Arc::new(Reloader::new(
         shared.clone(),
         options.sources.clone(),
         Some(before_swap),
+        after_swap,
     ));
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -225,4 +239,32 @@ fn health_status(table: &HealthTable) -> (serde_json::Value, String) {
         serde_json::json!({ "edges": edges, "health_generation": table.generation() }),
         metrics,
     )
+}
+
+/// Sends a NOTIFY for each changed zone to each secondary, in the background (each exchange
+/// retries on its own; the reload does not wait).
+fn notify_secondaries(shared: &Arc<Shared>, targets: &[SocketAddr], zones: Vec<(Name, Record)>) {
+    for (zone, soa) in zones {
+        for &target in targets {
+            let (shared, zone, soa) = (shared.clone(), zone.clone(), soa.clone());
+            tokio::spawn(async move {
+                match transfer::notify(&zone, &soa, target).await {
+                    Ok(rcode) => {
+                        shared
+                            .metrics
+                            .notifies_answered
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%zone, %target, %rcode, "NOTIFY answered");
+                    }
+                    Err(error) => {
+                        shared
+                            .metrics
+                            .notifies_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%zone, "NOTIFY failed: {error}");
+                    }
+                }
+            });
+        }
+    }
 }

@@ -31,13 +31,14 @@ const QTYPES: [RecordType; 14] = [
 const QTYPE_SLOTS: usize = QTYPES.len() + 1;
 
 /// Response codes counted on their own, with the names `dig` prints.
-const RCODES: [(ResponseCode, &str); 7] = [
+const RCODES: [(ResponseCode, &str); 8] = [
     (ResponseCode::NoError, "NOERROR"),
     (ResponseCode::FormErr, "FORMERR"),
     (ResponseCode::ServFail, "SERVFAIL"),
     (ResponseCode::NXDomain, "NXDOMAIN"),
     (ResponseCode::NotImp, "NOTIMP"),
     (ResponseCode::Refused, "REFUSED"),
+    (ResponseCode::NotAuth, "NOTAUTH"),
     (ResponseCode::BADVERS, "BADVERS"),
 ];
 const RCODE_SLOTS: usize = RCODES.len() + 1;
@@ -70,6 +71,12 @@ pub struct Metrics {
     scheduled: Mutex<BTreeMap<(String, String), Arc<AtomicU64>>>,
     /// Scheduled answers served from edges none of which was healthy.
     pub fail_open: AtomicU64,
+    /// Zone transfers (AXFR/IXFR) served, and refused.
+    pub transfers_ok: AtomicU64,
+    pub transfers_refused: AtomicU64,
+    /// NOTIFYs a secondary answered, and NOTIFYs given up on.
+    pub notifies_answered: AtomicU64,
+    pub notifies_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -148,6 +155,26 @@ impl Metrics {
                 "meridian_gslb_fail_open_total",
                 "Scheduled answers given from unhealthy edges because none was healthy.",
                 &self.fail_open,
+            ),
+            (
+                "meridian_zone_transfers_total",
+                "Zone transfers (AXFR/IXFR) sent to secondaries.",
+                &self.transfers_ok,
+            ),
+            (
+                "meridian_zone_transfers_refused_total",
+                "Zone transfer requests refused (not allowed, not a zone served, the CDN zone).",
+                &self.transfers_refused,
+            ),
+            (
+                "meridian_notify_answered_total",
+                "NOTIFYs of a changed zone that a secondary answered.",
+                &self.notifies_answered,
+            ),
+            (
+                "meridian_notify_failed_total",
+                "NOTIFYs given up on after every retry.",
+                &self.notifies_failed,
             ),
         ];
         for (name, help, counter) in simple {

@@ -35,6 +35,10 @@ pub struct ReloadOutcome {
 /// new edges and attaches their health this way).
 pub type BeforeSwap = Box<dyn Fn(&mut Snapshot) + Send + Sync>;
 
+/// Called with the old and the new snapshot once the new one serves (secondaries are
+/// notified of changed zones this way).
+pub type AfterSwap = Box<dyn Fn(&Snapshot, &Snapshot) + Send + Sync>;
+
 /// Applies reloads to the shared snapshot.
 pub struct Reloader {
     shared: Arc<Shared>,
@@ -46,10 +50,16 @@ pub struct Reloader {
     /// When the last reload began reading the files.
     last_started: Mutex<Option<Instant>>,
     before_swap: Option<BeforeSwap>,
+    after_swap: Option<AfterSwap>,
 }
 
 impl Reloader {
-    pub fn new(shared: Arc<Shared>, sources: Sources, before_swap: Option<BeforeSwap>) -> Reloader {
+    pub fn new(
+        shared: Arc<Shared>,
+        sources: Sources,
+        before_swap: Option<BeforeSwap>,
+        after_swap: Option<AfterSwap>,
+    ) -> Reloader {
         Reloader {
             shared,
             sources,
@@ -58,6 +68,7 @@ impl Reloader {
             started: AtomicU64::new(0),
             last_started: Mutex::new(None),
             before_swap,
+            after_swap,
         }
     }
 
@@ -107,6 +118,9 @@ impl Reloader {
                     hook(&mut snapshot);
                 }
                 let old = self.shared.snapshot.swap(Arc::new(snapshot));
+                if let Some(hook) = &self.after_swap {
+                    hook(&old, &self.shared.snapshot.load());
+                }
                 retire(old);
                 self.shared
                     .metrics

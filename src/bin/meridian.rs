@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use meridian::cdn::CdnConfig;
 use meridian::daemon::{self, Options};
+use meridian::dns::transfer::TransferPolicy;
 use meridian::snapshot::{Snapshot, Sources};
 
 #[derive(Parser)]
@@ -59,6 +60,29 @@ struct ServeArgs {
     /// UDP worker threads per listen address (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Network (or address) allowed to transfer the plain zones (AXFR/IXFR over TCP);
+    /// repeat for more. Default: nobody. The CDN zone is never transferred.
+    #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = parse_network)]
+    allow_transfer: Vec<ipnet::IpNet>,
+    /// Secondary to send a NOTIFY when a reload changes a zone's serial (IP or IP:PORT,
+    /// port 53 by default); repeat for more.
+    #[arg(long, value_name = "ADDR", value_parser = parse_notify_target)]
+    notify: Vec<SocketAddr>,
+}
+
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a network like 192.0.2.0/24 or an address"))
+}
+
+fn parse_notify_target(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| format!("{text:?} is not an address like 192.0.2.1 or 192.0.2.1:5353"))
 }
 
 fn main() -> ExitCode {
@@ -160,6 +184,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             udp_workers: args
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            transfer: TransferPolicy {
+                allow: args.allow_transfer,
+                notify: args.notify,
+            },
         };
         let running = match daemon::start(options).await {
             Ok(r) => r,

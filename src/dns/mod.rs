@@ -1,5 +1,6 @@
 //! The DNS wire boundary: sockets in [`server`], one message in / one message out in
-//! [`handler`], EDNS Client Subnet rules in [`ecs`], replayed answers in [`cache`].
+//! [`handler`], EDNS Client Subnet rules in [`ecs`], replayed answers in [`cache`], zone
+//! transfers and NOTIFY in [`transfer`].
 //!
 //! Wire types (hickory-proto) stay in this folder; the zone store and the scheduler below
 //! it speak records and the project's own types.
@@ -11,6 +12,7 @@ pub mod handler;
 pub mod mmsg;
 pub mod schedule;
 pub mod server;
+pub mod transfer;
 
 /// The transport a query came over: decides truncation and the size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! UDP runs on plain OS threads, one per worker, each with its own `SO_REUSEPORT` socket,
 //! reused buffers and answer cache, moving datagrams in batches (`recvmmsg`/`sendmmsg`): the
 //! kernel spreads datagrams over the sockets and a query never waits on a lock. TCP runs on tokio, one task per connection, several
-//! queries per connection until an idle timeout. Every query loads the current snapshot
+//! queries per connection until an idle timeout; zone transfers are streamed there from
+//! [`super::transfer`]. Every query loads the current snapshot
 //! once (lock-free, `ArcSwap`) and is answered from it to the end.
 
 use std::io;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use super::Transport;
 use super::cache::{AnswerCache, Counted};
 use super::handler::{self, Client};
+use super::transfer::{self, TransferPolicy};
 use crate::health::HealthTable;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
@@ -38,6 +40,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Edge health, outside the snapshot: it survives reloads.
     pub health: Arc<HealthTable>,
+    /// Who may transfer zones (TCP AXFR/IXFR).
+    pub transfer: TransferPolicy,
 }
 
 impl Shared {
@@ -354,6 +358,21 @@ async fn tcp_connection(
         match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut request)).await {
             Ok(Ok(_)) => {}
             _ => return,
+        }
+        if let Some(qtype) = transfer::transfer_type(&request) {
+            let snapshot = shared.snapshot.load_full();
+            let transfer =
+                transfer::messages(&snapshot, &shared.transfer, &shared.metrics, src, &request);
+            shared.metrics.count_query(Some(qtype), transfer.rcode());
+            for message in transfer {
+                let mut framed = Vec::with_capacity(message.len() + 2);
+                framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&message);
+                if stream.write_all(&framed).await.is_err() {
+                    return;
+                }
+            }
+            continue;
         }
         let answered = {
             let snapshot = shared.snapshot.load();

@@ -143,7 +143,7 @@ fn target_of(rdata: &StoredRData) -> Option<&Name> {
     }
 }
 
-fn push_rrset(section: &mut Vec<Record>, owner: &Name, rrset: &RrSet) {
+pub(super) fn push_rrset(section: &mut Vec<Record>, owner: &Name, rrset: &RrSet) {
     section.reserve_exact(rrset.rdatas().len());
     section.extend(
         rrset

@@ -23,8 +23,9 @@
 //!   thread) and either returns every zone or every error of every file.
 //!
 //! This module reads files and nothing else: no sockets, no wire encoding, no clock. It does
-//! not chase CNAMEs (the caller does, across zones and into the GSLB scheduler) and does not
-//! serve zone transfers.
+//! not chase CNAMEs (the caller does, across zones and into the GSLB scheduler); for zone
+//! transfers it hands out the records ([`Zone::transfer_records`]) and
+//! [`crate::dns::transfer`] serves them.
 
 mod build;
 mod key;
@@ -44,6 +45,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use self::key::{NameKey, WireName};
+use self::lookup::push_rrset;
 
 /// One problem found while loading zones, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +237,72 @@ impl Zone {
     pub fn negative_soa(&self) -> Record {
         self.negative_soa.clone()
     }
+
+    /// The apex SOA record as written in the zone file.
+    pub fn soa(&self) -> Record {
+        let mut records = Vec::with_capacity(1);
+        if let Some(rrset) = self
+            .nodes
+            .get(&self.origin_key)
+            .and_then(|apex| apex.rrset(RecordType::SOA))
+        {
+            push_rrset(&mut records, &self.origin, rrset);
+        }
+        // Every loaded zone has exactly one SOA at its apex (checked by `build`).
+        records.pop().unwrap_or_else(|| self.negative_soa.clone())
+    }
+
+    /// Every record but the SOA, for a zone transfer (RFC 5936: the caller sends the SOA
+    /// first and last). Owner names are lowercased; the apex comes first, then names by
+    /// label count and wire bytes, so that the order is the same on every transfer. Records
+    /// are made as they are consumed: a large zone is never copied whole.
+    pub fn transfer_records(&self) -> impl Iterator<Item = Record> + '_ {
+        let mut owners: Vec<&NameKey> = self.nodes.keys().collect();
+        owners.sort_by(|a, b| {
+            key_label_count(a)
+                .cmp(&key_label_count(b))
+                .then_with(|| a[..].cmp(&b[..]))
+        });
+        owners.into_iter().flat_map(move |key| {
+            let owner = name_of_key(key);
+            let mut records = Vec::new();
+            if let (Some(owner), Some(node)) = (owner, self.nodes.get(key)) {
+                for rrset in node.rrsets.iter().filter(|r| r.rtype != RecordType::SOA) {
+                    push_rrset(&mut records, &owner, rrset);
+                }
+            }
+            records
+        })
+    }
+}
+
+/// Labels of a lowercased wire name key (the root label not counted).
+fn key_label_count(key: &[u8]) -> usize {
+    let (mut count, mut at) = (0, 0);
+    while let Some(&len) = key.get(at) {
+        if len == 0 {
+            break;
+        }
+        count += 1;
+        at += 1 + usize::from(len);
+    }
+    count
+}
+
+/// The name a wire key stands for (`None` only for a key no zone could hold).
+fn name_of_key(key: &[u8]) -> Option<Name> {
+    let mut labels = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = key.get(at) {
+        if len == 0 {
+            break;
+        }
+        labels.push(key.get(at + 1..at + 1 + usize::from(len))?);
+        at += 1 + usize::from(len);
+    }
+    let mut name = Name::from_labels(labels).ok()?;
+    name.set_fqdn(true);
+    Some(name)
 }
 
 /// Every zone of a directory. Immutable; shared between threads as a whole.

@@ -729,3 +729,34 @@ fn byte_order_mark_and_crlf_are_accepted() {
     let zone = Zone::from_text(&name("example.org."), &text).expect("zone");
     assert_eq!(zone.record_count(), 3);
 }
+
+#[test]
+fn a_transfer_holds_every_record_but_the_soa_once_apex_first() {
+    let zone = Zone::from_text(&Name::from_ascii("example.com.").unwrap(), EXAMPLE).unwrap();
+    let records: Vec<Record> = zone.transfer_records().collect();
+    assert_eq!(records.len() + 1, zone.record_count());
+    assert!(records.iter().all(|r| r.record_type() != RecordType::SOA));
+    assert_eq!(&records[0].name, zone.origin());
+    // Glue and the delegation travel with the zone: secondaries need them for referrals.
+    for (owner, rtype) in [
+        ("child.example.com.", RecordType::NS),
+        ("ns.child.example.com.", RecordType::AAAA),
+        ("*.deep.example.com.", RecordType::A),
+        ("_sip._tcp.example.com.", RecordType::SRV),
+    ] {
+        let owner = Name::from_ascii(owner).unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|r| r.name == owner && r.record_type() == rtype),
+            "{owner} {rtype} missing"
+        );
+    }
+    let mut twice = records.clone();
+    twice.dedup();
+    assert_eq!(twice.len(), records.len());
+    assert_eq!(zone.soa().record_type(), RecordType::SOA);
+    assert_eq!(zone.soa().ttl, 3600);
+    // The same order on every call.
+    assert_eq!(zone.transfer_records().collect::<Vec<_>>(), records);
+}

@@ -1,0 +1,284 @@
+//! Zone transfers out and NOTIFY, so that standard secondaries can serve the plain zones:
+//! `dig AXFR` from an allowed client, refusals (not allowed, the CDN zone, a zone not served),
+//! and a real Knot DNS secondary that follows an edited zone through NOTIFY.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dns::{DEADLINE, Server, copy_fixture, dig, query_message, write_atomically};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+/// Generated hosts added to `customer.com` so that its transfer needs several messages.
+const HOSTS: usize = 3000;
+
+fn zone_with_hosts(serial: u32, extra: &str) -> String {
+    let mut zone = format!(
+        "$ORIGIN customer.com.\n$TTL 3600\n@ IN SOA ns1.cdn.example.net. hostmaster {serial} 7200 3600 1209600 300\n  IN NS ns1.cdn.example.net.\nimg IN CNAME img.customer.com.w.cdn.example.net.\nwww IN A 192.0.2.80\n{extra}"
+    );
+    for i in 0..HOSTS {
+        let _ = writeln!(zone, "host{i} IN A 10.{}.{}.1", i / 256, i % 256);
+    }
+    zone
+}
+
+/// Every message of one transfer over TCP, until the closing SOA (or an error message).
+fn transfer(server: std::net::SocketAddr, zone: &str, qtype: RecordType) -> Vec<Message> {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let bytes = query_message(zone, qtype, false, None).to_vec().unwrap();
+    stream
+        .write_all(&(bytes.len() as u16).to_be_bytes())
+        .unwrap();
+    stream.write_all(&bytes).unwrap();
+    let mut messages = Vec::new();
+    let mut soas = 0;
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut buf).unwrap();
+        let message = Message::from_vec(&buf).unwrap();
+        soas += message
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::SOA)
+            .count();
+        let end = message.metadata.response_code != ResponseCode::NoError || soas >= 2;
+        messages.push(message);
+        if end {
+            return messages;
+        }
+    }
+}
+
+#[test]
+fn an_allowed_client_transfers_a_plain_zone_with_dig() {
+    let dir = copy_fixture("gslb-dns");
+    std::fs::write(
+        dir.path().join("customer.com.zone"),
+        zone_with_hosts(7, "mail IN MX 10 mx.example.org.\n"),
+    )
+    .unwrap();
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .start();
+
+    let out = dig(s.dns, &["customer.com", "AXFR", "+onesoa"]);
+    let records: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .collect();
+    assert!(
+        records[0].contains("SOA") && records[0].contains(" 7 7200 3600"),
+        "{out}"
+    );
+    for expected in [
+        "customer.com.\t\t3600\tIN\tNS\tns1.cdn.example.net.",
+        "img.customer.com.\t3600\tIN\tCNAME\timg.customer.com.w.cdn.example.net.",
+        "mail.customer.com.\t3600\tIN\tMX\t10 mx.example.org.",
+        "host0.customer.com.\t3600\tIN\tA\t10.0.0.1",
+        "host2999.customer.com.\t3600\tIN\tA\t10.11.183.1",
+    ] {
+        assert!(
+            records.contains(&expected),
+            "missing {expected:?} in:\n{out}"
+        );
+    }
+    // SOA, NS, CNAME, www A, MX and the hosts, once each (dig +onesoa drops the last SOA).
+    assert_eq!(records.len(), 5 + HOSTS, "{out}");
+
+    // The same transfer without dig: SOA first and last, several messages, AA set.
+    let messages = transfer(s.dns, "customer.com.", RecordType::AXFR);
+    assert!(messages.len() > 1, "{} messages", messages.len());
+    assert!(messages.iter().all(|m| m.metadata.authoritative));
+    let all: Vec<_> = messages.iter().flat_map(|m| m.answers.iter()).collect();
+    assert_eq!(all.first().unwrap().record_type(), RecordType::SOA);
+    assert_eq!(all.last().unwrap().record_type(), RecordType::SOA);
+    assert_eq!(all.len(), 5 + HOSTS + 1);
+    assert_eq!(messages[0].queries.len(), 1);
+    assert!(messages[1..].iter().all(|m| m.queries.is_empty()));
+
+    // IXFR gets the whole zone in the same form (RFC 1995 section 4).
+    let ixfr = transfer(s.dns, "customer.com.", RecordType::IXFR);
+    assert_eq!(
+        ixfr.iter().map(|m| m.answers.len()).sum::<usize>(),
+        all.len()
+    );
+}
+
+#[test]
+fn transfers_are_refused_unless_allowed_and_never_for_the_cdn_zone() {
+    let dir = copy_fixture("gslb-dns");
+    let closed = Server::with_zones(dir.path()).start();
+    assert!(
+        dig(closed.dns, &["customer.com", "AXFR"]).contains("Transfer failed."),
+        "no --allow-transfer: nobody may transfer"
+    );
+    let refused = transfer(closed.dns, "customer.com.", RecordType::AXFR);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].metadata.response_code, ResponseCode::Refused);
+    assert!(refused[0].answers.is_empty());
+
+    // Allowed, but only 127.0.0.2: a client on 127.0.0.1 is still refused.
+    let narrow = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.2")
+        .start();
+    let refused = transfer(narrow.dns, "customer.com.", RecordType::AXFR);
+    assert_eq!(refused[0].metadata.response_code, ResponseCode::Refused);
+
+    let open = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .start();
+    let cdn = transfer(open.dns, "cdn.example.net.", RecordType::AXFR);
+    assert_eq!(cdn.len(), 1);
+    assert_eq!(cdn[0].metadata.response_code, ResponseCode::Refused);
+    open.wait_for("the refusal logged with its reason", || {
+        open.log()
+            .contains("the CDN zone is scheduled per client")
+            .then_some(())
+    });
+    let unknown = transfer(open.dns, "not-served.example.", RecordType::AXFR);
+    assert_eq!(unknown[0].metadata.response_code, ResponseCode::NotAuth);
+    // AXFR over UDP is not a thing (RFC 5936 4.2): refused, whoever asks.
+    let udp = common::dns::udp_exchange(
+        open.dns,
+        &query_message("customer.com.", RecordType::AXFR, false, None),
+    )
+    .unwrap();
+    assert_eq!(udp.metadata.response_code, ResponseCode::Refused);
+
+    let (_, metrics) = open.admin("GET", "/metrics");
+    assert!(
+        metrics.contains("meridian_zone_transfers_refused_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("meridian_dns_queries_total{qtype=\"AXFR\",rcode=\"NOTAUTH\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A Knot DNS process serving `customer.com` as a secondary of `primary`.
+struct KnotSecondary {
+    child: Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl KnotSecondary {
+    /// Starts knotd on 127.0.0.1:`port`.
+    fn start_on(primary: std::net::SocketAddr, port: u16) -> KnotSecondary {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("knot.conf");
+        let work = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("db")).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "server:\n    rundir: \"{work}\"\n    listen: 127.0.0.1@{port}\n\
+                 database:\n    storage: \"{work}/db\"\n\
+                 log:\n  - target: stderr\n    any: info\n\
+                 remote:\n  - id: primary\n    address: {}@{}\n\
+                 acl:\n  - id: notify_from_primary\n    address: 127.0.0.0/8\n    action: notify\n\
+                 template:\n  - id: default\n    storage: \"{work}\"\n    zonefile-sync: -1\n\
+                 zone:\n  - domain: customer.com\n    master: primary\n    acl: notify_from_primary\n",
+                primary.ip(),
+                primary.port()
+            ),
+        )
+        .unwrap();
+        // Debian installs it in /usr/sbin, which a CI user's PATH may lack.
+        let knotd = ["/usr/sbin/knotd", "/usr/local/sbin/knotd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("knotd");
+        let child = Command::new(knotd)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("knotd is installed (apt-get install knot)");
+        KnotSecondary {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// Polls the secondary until `name A` answers `address`.
+    fn wait_for_answer(&self, name: &str, address: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = dig(self.addr, &[name, "A", "+short"]);
+            if out.lines().any(|l| l.trim() == address) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the secondary never answered {name} A {address}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for KnotSecondary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free for both UDP and TCP, below the ephemeral range (where the kernel never
+/// picks ports for other tests' sockets on its own).
+fn free_port() -> u16 {
+    let seed = std::process::id() as usize;
+    (0..1000)
+        .map(|i| 20_000 + (seed * 7919 + i * 104_729) % 12_000)
+        .find(|&port| {
+            let addr = ("127.0.0.1", port as u16);
+            std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok()
+        })
+        .expect("a free port below the ephemeral range") as u16
+}
+
+/// The operator's flow: Knot is a secondary of Meridian for `customer.com`; it loads the
+/// zone by AXFR, and after an edit of the zone file Meridian's NOTIFY makes it transfer the
+/// new version at once (its SOA refresh is two hours away).
+#[test]
+fn a_knot_secondary_follows_the_zone_through_notify() {
+    let dir = copy_fixture("gslb-dns");
+    let zone_file = dir.path().join("customer.com.zone");
+    std::fs::write(&zone_file, zone_with_hosts(1, "")).unwrap();
+    // Knot's port must be known before Meridian starts (for --notify), and Meridian's
+    // address before Knot starts: reserve Knot's port first.
+    let knot_port = free_port();
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .arg("--notify")
+        .arg(&format!("127.0.0.1:{knot_port}"))
+        .start();
+    let knot = KnotSecondary::start_on(s.dns, knot_port);
+    knot.wait_for_answer("host2999.customer.com", "10.11.183.1", DEADLINE);
+
+    write_atomically(&zone_file, &zone_with_hosts(2, "added IN A 192.0.2.99\n"));
+    knot.wait_for_answer("added.customer.com", "192.0.2.99", DEADLINE);
+    s.wait_for("the NOTIFY counted as answered", || {
+        let (_, metrics) = s.admin("GET", "/metrics");
+        metrics
+            .contains("meridian_notify_answered_total 1")
+            .then_some(())
+    });
+    assert!(s.log().contains("NOTIFY answered"), "{}", s.log());
+}
