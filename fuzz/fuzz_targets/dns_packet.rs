@@ -1,6 +1,7 @@
 //! The whole packet path: any bytes in, an answer or nothing out, never a panic.
 //! Two snapshots: the test fixtures (wildcards, referrals, CNAME chains) and the shipped
-//! `zones/` with `cdn.toml` and the default GeoIP database (scheduling, ECS).
+//! `zones/` with `cdn.toml` and the default GeoIP database (scheduling, ECS). On TCP,
+//! zone transfer queries take the transfer path, with every client allowed.
 //! Run with `cargo +nightly fuzz run dns_packet` from the repository root.
 #![no_main]
 
@@ -10,6 +11,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use meridian::dns::Transport;
 use meridian::dns::handler::{Client, answer};
+use meridian::dns::transfer::{self, TransferPolicy};
 use meridian::metrics::Metrics;
 use meridian::snapshot::{Snapshot, Sources};
 
@@ -29,6 +31,11 @@ static SNAPSHOTS: LazyLock<[Snapshot; 2]> = LazyLock::new(|| {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
+static ALLOW_ALL: LazyLock<TransferPolicy> = LazyLock::new(|| TransferPolicy {
+    allow: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+    notify: vec![],
+});
+
 fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let sources = [
@@ -38,6 +45,13 @@ fuzz_target!(|data: &[u8]| {
     ];
     for snapshot in SNAPSHOTS.iter() {
         for src in sources {
+            if transfer::transfer_type(data).is_some() {
+                let src = src.parse().unwrap();
+                for message in transfer::messages(snapshot, &ALLOW_ALL, &METRICS, src, data) {
+                    assert!(message.len() >= 12, "a transfer message has a header");
+                    assert!(message.len() <= usize::from(u16::MAX), "fits TCP framing");
+                }
+            }
             for transport in [Transport::Udp, Transport::Tcp] {
                 let client = Client {
                     src: src.parse().unwrap(),
