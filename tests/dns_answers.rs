@@ -547,3 +547,31 @@ fn per_query_logging_is_off_by_default() {
         s.log()
     );
 }
+
+/// `dig CH TXT id.server` tells which server answered (several behind one anycast address),
+/// `version.bind` what it runs, as NSD and Knot answer; `--identity` and `--hide-version`
+/// set them. Other CHAOS names stay refused.
+#[test]
+fn chaos_txt_names_the_server_and_its_version() {
+    let s = Server::with_zones(&fixture())
+        .arg("--identity")
+        .arg("ns1.fra")
+        .start();
+    let id = dig(s.dns, &["CH", "TXT", "id.server", "+norec"]);
+    assert!(id.contains("id.server.\t\t0\tCH\tTXT\t\"ns1.fra\""), "{id}");
+    assert!(id.contains("flags: qr aa;"), "{id}");
+    let hostname = dig(s.dns, &["CH", "TXT", "hostname.bind", "+short"]);
+    assert_eq!(hostname.trim(), "\"ns1.fra\"");
+    let version = dig(s.dns, &["CH", "TXT", "version.bind", "+short"]);
+    assert_eq!(
+        version.trim(),
+        format!("\"Meridian {}\"", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(dig(s.dns, &["CH", "TXT", "authors.bind"]).contains("status: REFUSED"));
+
+    let hidden = Server::with_zones(&fixture()).arg("--hide-version").start();
+    assert!(dig(hidden.dns, &["CH", "TXT", "version.bind"]).contains("status: REFUSED"));
+    let default_id = dig(hidden.dns, &["CH", "TXT", "id.server", "+short"]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(default_id.trim(), format!("\"{}\"", host.trim()));
+}

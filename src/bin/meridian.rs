@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use meridian::cdn::CdnConfig;
 use meridian::daemon::{self, Options};
+use meridian::dns::chaos;
 use meridian::dns::transfer::TransferPolicy;
 use meridian::snapshot::{Snapshot, Sources};
 
@@ -68,6 +69,12 @@ struct ServeArgs {
     /// port 53 by default); repeat for more.
     #[arg(long, value_name = "ADDR", value_parser = parse_notify_target)]
     notify: Vec<SocketAddr>,
+    /// Answer to `dig CH TXT id.server` (and hostname.bind); default: the host name.
+    #[arg(long)]
+    identity: Option<String>,
+    /// Refuse `dig CH TXT version.bind` instead of naming the version.
+    #[arg(long)]
+    hide_version: bool,
 }
 
 fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
@@ -176,6 +183,14 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let mut identity = chaos::Identity::default();
+        if let Some(id) = args.identity {
+            identity.id = id;
+        }
+        if args.hide_version {
+            identity.version = None;
+        }
+        chaos::configure(identity);
         let options = Options {
             sources,
             listen: args.listen,

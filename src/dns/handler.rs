@@ -15,8 +15,8 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::cache::Cacheability;
-use super::ecs;
 use super::{MAX_UDP_PAYLOAD, Transport};
+use super::{chaos, ecs};
 use crate::cdn::TargetMatch;
 use crate::metrics::{Metrics, ScheduledCount};
 use crate::snapshot::Snapshot;
@@ -160,6 +160,13 @@ fn respond(
     }
     let query = &request.queries[0];
     let qtype = query.query_type();
+    if query.query_class() == DNSClass::CH
+        && let Some(records) = chaos::answer(query.name(), qtype)
+    {
+        response.metadata.authoritative = true;
+        response.answers = records;
+        return (response, Cacheability::Static, None);
+    }
     if query.query_class() != DNSClass::IN || matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         response.metadata.response_code = ResponseCode::Refused;
         return (response, Cacheability::Static, None);

@@ -1,11 +1,12 @@
 //! The DNS wire boundary: sockets in [`server`], one message in / one message out in
 //! [`handler`], EDNS Client Subnet rules in [`ecs`], replayed answers in [`cache`], zone
-//! transfers and NOTIFY in [`transfer`].
+//! transfers and NOTIFY in [`transfer`], `id.server`/`version.bind` in [`chaos`].
 //!
 //! Wire types (hickory-proto) stay in this folder; the zone store and the scheduler below
 //! it speak records and the project's own types.
 
 pub mod cache;
+pub mod chaos;
 pub mod ecs;
 pub mod handler;
 #[cfg(target_os = "linux")]
