@@ -368,7 +368,9 @@ async fn tcp_connection(
                 let mut framed = Vec::with_capacity(message.len() + 2);
                 framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
                 framed.extend_from_slice(&message);
-                if stream.write_all(&framed).await.is_err() {
+                // A secondary that stops reading must not hold the connection (or shutdown).
+                let write = tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.write_all(&framed));
+                if !matches!(write.await, Ok(Ok(()))) {
                     return;
                 }
             }

@@ -189,7 +189,7 @@ impl Iterator for Transfer<'_> {
             return None;
         }
         let mut message = Message::new(self.id, MessageType::Response, OpCode::Query);
-        message.metadata.authoritative = self.rcode != ResponseCode::Refused;
+        message.metadata.authoritative = self.rcode == ResponseCode::NoError;
         message.metadata.response_code = self.rcode;
         let first = self.question.is_some();
         message.queries.extend(self.question.take());
