@@ -18,11 +18,15 @@ use hickory_proto::rr::RecordType;
 const HOSTS: usize = 3000;
 
 fn zone_with_hosts(serial: u32, extra: &str) -> String {
+    zone_with_n_hosts(serial, extra, HOSTS)
+}
+
+fn zone_with_n_hosts(serial: u32, extra: &str, hosts: usize) -> String {
     let mut zone = format!(
         "$ORIGIN customer.com.\n$TTL 3600\n@ IN SOA ns1.cdn.example.net. hostmaster {serial} 7200 3600 1209600 300\n  IN NS ns1.cdn.example.net.\nimg IN CNAME img.customer.com.w.cdn.example.net.\nwww IN A 192.0.2.80\n{extra}"
     );
-    for i in 0..HOSTS {
-        let _ = writeln!(zone, "host{i} IN A 10.{}.{}.1", i / 256, i % 256);
+    for i in 0..hosts {
+        let _ = writeln!(zone, "host{i} IN A 10.{}.{}.1", i / 256 % 256, i % 256);
     }
     zone
 }
@@ -281,4 +285,41 @@ fn a_knot_secondary_follows_the_zone_through_notify() {
             .then_some(())
     });
     assert!(s.log().contains("NOTIFY answered"), "{}", s.log());
+}
+
+/// A secondary that asks for a large zone and then stops reading must not hold its
+/// connection, nor the server's shutdown, forever: the write times out like an idle client.
+#[test]
+fn a_secondary_that_stops_reading_does_not_hold_the_server() {
+    let dir = copy_fixture("gslb-dns");
+    // About 5 MB of transfer: more than the socket buffers on both sides hold.
+    std::fs::write(
+        dir.path().join("customer.com.zone"),
+        zone_with_n_hosts(1, "", 200_000),
+    )
+    .unwrap();
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .start();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&s.dns.into()).unwrap();
+    let mut stalled: TcpStream = socket.into();
+    let bytes = query_message("customer.com.", RecordType::AXFR, false, None)
+        .to_vec()
+        .unwrap();
+    stalled
+        .write_all(&(bytes.len() as u16).to_be_bytes())
+        .unwrap();
+    stalled.write_all(&bytes).unwrap();
+    s.wait_for("the transfer to start", || {
+        let (_, metrics) = s.admin("GET", "/metrics");
+        metrics
+            .contains("meridian_zone_transfers_total 1")
+            .then_some(())
+    });
+    // Never read; stop the server: it must exit (within the helper's deadline).
+    assert!(s.terminate().success());
+    drop(stalled);
 }
