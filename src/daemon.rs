@@ -1,5 +1,6 @@
 //! Starting and stopping the whole DNS server: load the first snapshot, bind the sockets,
-//! then run the query path, the reload watcher and the admin endpoints until shutdown.
+//! then run the query path, the reload watcher (with NOTIFY to secondaries after each
+//! reload that changes a zone) and the admin endpoints until shutdown.
 //!
 //! Used by the `meridian` binary and by in-process tests alike: [`start`] returns once
 //! every socket is bound (with the real addresses of `:0` listens) and the first snapshot is
@@ -9,9 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hickory_proto::rr::{Name, Record};
-
 use arc_swap::ArcSwap;
+use hickory_proto::rr::{Name, Record};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
