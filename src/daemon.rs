@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Admin};
 use crate::dns::server::{Listeners, Shared, serve};
 use crate::dns::transfer::{self, TransferPolicy};
+use crate::dns::tsig::TsigKey;
 use crate::health::{HealthChecker, HealthTable};
 use crate::metrics::Metrics;
 use crate::reload::{AfterSwap, BeforeSwap, Reloader};
@@ -140,8 +141,14 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     };
     let after_swap: Option<AfterSwap> = (!options.transfer.notify.is_empty()).then(|| {
         let (shared, targets) = (shared.clone(), options.transfer.notify.clone());
+        let key = options.transfer.keys.first().cloned();
         Box::new(move |old: &Snapshot, new: &Snapshot| {
-            notify_secondaries(&shared, &targets, transfer::changed_zones(old, new))
+            notify_secondaries(
+                &shared,
+                &targets,
+                key.as_ref(),
+                transfer::changed_zones(old, new),
+            )
         }) as AfterSwap
     });
     let reloader = Arc::new(Reloader::new(
@@ -243,12 +250,18 @@ fn health_status(table: &HealthTable) -> (serde_json::Value, String) {
 
 /// Sends a NOTIFY for each changed zone to each secondary, in the background (each exchange
 /// retries on its own; the reload does not wait).
-fn notify_secondaries(shared: &Arc<Shared>, targets: &[SocketAddr], zones: Vec<(Name, Record)>) {
+fn notify_secondaries(
+    shared: &Arc<Shared>,
+    targets: &[SocketAddr],
+    key: Option<&TsigKey>,
+    zones: Vec<(Name, Record)>,
+) {
     for (zone, soa) in zones {
         for &target in targets {
             let (shared, zone, soa) = (shared.clone(), zone.clone(), soa.clone());
+            let key = key.cloned();
             tokio::spawn(async move {
-                match transfer::notify(&zone, &soa, target).await {
+                match transfer::notify(&zone, &soa, target, key.as_ref()).await {
                     Ok(rcode) => {
                         shared
                             .metrics

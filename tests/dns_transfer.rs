@@ -179,11 +179,23 @@ struct KnotSecondary {
 }
 
 impl KnotSecondary {
-    /// Starts knotd on 127.0.0.1:`port`.
-    fn start_on(primary: std::net::SocketAddr, port: u16) -> KnotSecondary {
+    /// Starts knotd on 127.0.0.1:`port`; with `tsig` (name, base64 secret), transfers are
+    /// signed with that hmac-sha256 key and only NOTIFYs signed with it are accepted.
+    fn start_on(
+        primary: std::net::SocketAddr,
+        port: u16,
+        tsig: Option<(&str, &str)>,
+    ) -> KnotSecondary {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("knot.conf");
         let work = dir.path().display();
+        let (keys, use_key) = match tsig {
+            Some((name, secret)) => (
+                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
+                format!("    key: {name}\n"),
+            ),
+            None => (String::new(), String::new()),
+        };
         std::fs::create_dir_all(dir.path().join("db")).unwrap();
         std::fs::write(
             &conf,
@@ -191,8 +203,9 @@ impl KnotSecondary {
                 "server:\n    rundir: \"{work}\"\n    listen: 127.0.0.1@{port}\n\
                  database:\n    storage: \"{work}/db\"\n\
                  log:\n  - target: stderr\n    any: info\n\
-                 remote:\n  - id: primary\n    address: {}@{}\n\
-                 acl:\n  - id: notify_from_primary\n    address: 127.0.0.0/8\n    action: notify\n\
+                 {keys}\
+                 remote:\n  - id: primary\n    address: {}@{}\n{use_key}\
+                 acl:\n  - id: notify_from_primary\n    address: 127.0.0.0/8\n    action: notify\n{use_key}\
                  template:\n  - id: default\n    storage: \"{work}\"\n    zonefile-sync: -1\n\
                  zone:\n  - domain: customer.com\n    master: primary\n    acl: notify_from_primary\n",
                 primary.ip(),
@@ -246,7 +259,10 @@ impl Drop for KnotSecondary {
 /// A port free for both UDP and TCP, below the ephemeral range (where the kernel never
 /// picks ports for other tests' sockets on its own).
 fn free_port() -> u16 {
-    let seed = std::process::id() as usize;
+    // Tests of this binary run in parallel: each call starts somewhere else.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = std::process::id() as usize + call * 3001;
     (0..1000)
         .map(|i| 20_000 + (seed * 7919 + i * 104_729) % 12_000)
         .find(|&port| {
@@ -261,19 +277,37 @@ fn free_port() -> u16 {
 /// new version at once (its SOA refresh is two hours away).
 #[test]
 fn a_knot_secondary_follows_the_zone_through_notify() {
+    follow_through_notify(None);
+}
+
+/// The same with TSIG, as secondaries across the internet run it: Knot signs its requests
+/// and checks every message of the (multi-message) answer and the NOTIFY.
+#[test]
+fn a_knot_secondary_follows_the_zone_through_signed_transfers_and_notify() {
+    follow_through_notify(Some(("xfr-key", TSIG_SECRET)));
+}
+
+const TSIG_SECRET: &str = "a2VlcC10aGlzLXNlY3JldC1vdXQtb2YtdGhlLWxvZ3Mh";
+
+fn follow_through_notify(tsig: Option<(&str, &str)>) {
     let dir = copy_fixture("gslb-dns");
     let zone_file = dir.path().join("customer.com.zone");
     std::fs::write(&zone_file, zone_with_hosts(1, "")).unwrap();
     // Knot's port must be known before Meridian starts (for --notify), and Meridian's
     // address before Knot starts: reserve Knot's port first.
     let knot_port = free_port();
-    let s = Server::with_zones(dir.path())
+    let mut builder = Server::with_zones(dir.path())
         .arg("--allow-transfer")
         .arg("127.0.0.0/8")
         .arg("--notify")
-        .arg(&format!("127.0.0.1:{knot_port}"))
-        .start();
-    let knot = KnotSecondary::start_on(s.dns, knot_port);
+        .arg(&format!("127.0.0.1:{knot_port}"));
+    if let Some((name, secret)) = tsig {
+        builder = builder
+            .arg("--tsig-key")
+            .arg(&format!("hmac-sha256:{name}:{secret}"));
+    }
+    let s = builder.start();
+    let knot = KnotSecondary::start_on(s.dns, knot_port, tsig);
     knot.wait_for_answer("host2999.customer.com", "10.11.183.1", DEADLINE);
 
     write_atomically(&zone_file, &zone_with_hosts(2, "added IN A 192.0.2.99\n"));
@@ -322,4 +356,50 @@ fn a_secondary_that_stops_reading_does_not_hold_the_server() {
     // Never read; stop the server: it must exit (within the helper's deadline).
     assert!(s.terminate().success());
     drop(stalled);
+}
+
+/// With `--tsig-key`, a transfer must be signed with that key: `dig -y` gets the zone (and
+/// checks every message's signature), unsigned or wrongly signed requests do not.
+#[test]
+fn with_a_tsig_key_only_signed_transfers_are_served() {
+    let dir = copy_fixture("gslb-dns");
+    std::fs::write(dir.path().join("customer.com.zone"), zone_with_hosts(3, "")).unwrap();
+    let key = format!("hmac-sha256:xfr-key:{TSIG_SECRET}");
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .arg("--tsig-key")
+        .arg(&key)
+        .start();
+    let signed = dig(s.dns, &["-y", &key, "customer.com", "AXFR"]);
+    assert!(signed.contains("host2999.customer.com."), "{signed}");
+    let size = signed
+        .lines()
+        .find(|l| l.contains("XFR size"))
+        .unwrap_or_default();
+    assert!(
+        !size.contains("messages 1,"),
+        "several signed messages: {size}"
+    );
+    assert!(
+        !signed.contains("verify"),
+        "dig checked every signature: {signed}"
+    );
+
+    assert!(dig(s.dns, &["customer.com", "AXFR"]).contains("Transfer failed."));
+    let refused = transfer(s.dns, "customer.com.", RecordType::AXFR);
+    assert_eq!(refused[0].metadata.response_code, ResponseCode::Refused);
+    let wrong = dig(
+        s.dns,
+        &[
+            "-y",
+            "hmac-sha256:xfr-key:b3RoZXItc2VjcmV0",
+            "customer.com",
+            "AXFR",
+        ],
+    );
+    assert!(wrong.contains("Transfer failed."), "{wrong}");
+    s.wait_for("the bad signature logged", || {
+        s.log().contains("bad TSIG signature").then_some(())
+    });
 }

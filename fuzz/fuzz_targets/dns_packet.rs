@@ -33,7 +33,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
 static ALLOW_ALL: LazyLock<TransferPolicy> = LazyLock::new(|| TransferPolicy {
     allow: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
-    notify: vec![],
+    ..TransferPolicy::default()
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -10,6 +10,7 @@ use meridian::cdn::CdnConfig;
 use meridian::daemon::{self, Options};
 use meridian::dns::chaos;
 use meridian::dns::transfer::TransferPolicy;
+use meridian::dns::tsig::TsigKey;
 use meridian::snapshot::{Snapshot, Sources};
 
 #[derive(Parser)]
@@ -69,6 +70,17 @@ struct ServeArgs {
     /// port 53 by default); repeat for more.
     #[arg(long, value_name = "ADDR", value_parser = parse_notify_target)]
     notify: Vec<SocketAddr>,
+    /// TSIG key `[ALGORITHM:]NAME:BASE64-SECRET` (as `dig -y`); repeat (or comma-separate in
+    /// the environment) for more. With keys, transfers must be signed with one of them and
+    /// NOTIFYs are signed with the first.
+    #[arg(
+        long = "tsig-key",
+        value_name = "KEY",
+        env = "MERIDIAN_TSIG_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    tsig_key: Vec<TsigKey>,
     /// Answer to `dig CH TXT id.server` (and hostname.bind); default: the host name.
     #[arg(long)]
     identity: Option<String>,
@@ -202,6 +214,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             transfer: TransferPolicy {
                 allow: args.allow_transfer,
                 notify: args.notify,
+                keys: args.tsig_key,
             },
         };
         let running = match daemon::start(options).await {

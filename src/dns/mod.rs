@@ -14,6 +14,7 @@ pub mod mmsg;
 pub mod schedule;
 pub mod server;
 pub mod transfer;
+pub mod tsig;
 
 /// The transport a query came over: decides truncation and the size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

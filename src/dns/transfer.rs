@@ -1,7 +1,8 @@
 //! Zone transfers out, so that standard secondaries (NSD, Knot, BIND) can serve the plain
 //! zones: AXFR over TCP (RFC 5936), IXFR answered with the whole zone (RFC 1995 section 4),
-//! to the clients `--allow-transfer` lists; and NOTIFY (RFC 1996) to the `--notify`
-//! secondaries when a reload changes a zone's serial.
+//! to the clients `--allow-transfer` lists (signed with a `--tsig-key` when keys are given,
+//! [`super::tsig`]); and NOTIFY (RFC 1996) to the `--notify` secondaries when a reload
+//! changes a zone's serial.
 //!
 //! The CDN zone is never transferred: its scheduled names exist only as answers computed per
 //! client, so a copy would serve NXDOMAIN for every CNAME target. Every Meridian server runs
@@ -20,6 +21,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
+use super::tsig::{Signer, TsigKey, Verified};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::zone::Zone;
@@ -34,6 +36,9 @@ pub struct TransferPolicy {
     pub allow: Vec<IpNet>,
     /// Secondaries sent a NOTIFY when a reload changes a zone's serial.
     pub notify: Vec<SocketAddr>,
+    /// When not empty, transfers must be signed with one of these keys (their answers are
+    /// signed with it), and NOTIFYs are signed with the first.
+    pub keys: Vec<TsigKey>,
 }
 
 impl TransferPolicy {
@@ -72,7 +77,7 @@ pub fn transfer_type(wire: &[u8]) -> Option<RecordType> {
 /// messages of about [`MESSAGE_TARGET`] bytes, or one message carrying the refusal.
 pub fn messages<'a>(
     snapshot: &'a Snapshot,
-    policy: &TransferPolicy,
+    policy: &'a TransferPolicy,
     metrics: &Metrics,
     src: SocketAddr,
     request: &[u8],
@@ -106,6 +111,17 @@ pub fn messages<'a>(
             "the client is not in --allow-transfer",
         );
     }
+    let signer = match super::tsig::verify(&policy.keys, request) {
+        Verified::Valid { key, mac } => Some(Signer::new(key, Some(mac))),
+        Verified::Unsigned if policy.keys.is_empty() => None,
+        Verified::Unsigned => {
+            return refuse(
+                ResponseCode::Refused,
+                "unsigned, and transfers need a TSIG key (--tsig-key)",
+            );
+        }
+        Verified::Invalid(why) => return refuse(ResponseCode::NotAuth, &why),
+    };
     let qname = LowerName::new(query.name());
     let Some(zone) = snapshot
         .zones
@@ -133,7 +149,7 @@ pub fn messages<'a>(
         qtype = %query.query_type(),
         "zone transfer"
     );
-    Transfer::zone(id, query.clone(), zone)
+    Transfer::zone(id, query.clone(), zone, signer)
 }
 
 /// The messages of one transfer, encoded as they are asked for.
@@ -146,10 +162,12 @@ pub struct Transfer<'a> {
     /// A record that did not fit in the previous message.
     pending: Option<Record>,
     done: bool,
+    /// Signs each message when the request was signed.
+    signer: Option<Signer<'a>>,
 }
 
 impl<'a> Transfer<'a> {
-    fn zone(id: u16, question: Query, zone: &'a Zone) -> Transfer<'a> {
+    fn zone(id: u16, question: Query, zone: &'a Zone, signer: Option<Signer<'a>>) -> Transfer<'a> {
         let soa = zone.soa();
         let records = std::iter::once(soa.clone())
             .chain(zone.transfer_records())
@@ -161,6 +179,7 @@ impl<'a> Transfer<'a> {
             records: Box::new(records),
             pending: None,
             done: false,
+            signer,
         }
     }
 
@@ -172,6 +191,7 @@ impl<'a> Transfer<'a> {
             records: Box::new(std::iter::empty()),
             pending: None,
             done: false,
+            signer: None,
         }
     }
 
@@ -218,7 +238,17 @@ impl Iterator for Transfer<'_> {
             self.done = true;
             return Some(header_only(self.id, ResponseCode::ServFail));
         }
-        Some(out)
+        match &mut self.signer {
+            None => Some(out),
+            Some(signer) => match signer.sign(out) {
+                Ok(signed) => Some(signed),
+                Err(e) => {
+                    tracing::error!("cannot sign a transfer message: {e}");
+                    self.done = true;
+                    Some(header_only(self.id, ResponseCode::ServFail))
+                }
+            },
+        }
     }
 }
 
@@ -262,7 +292,13 @@ const NOTIFY_TRIES: u32 = 5;
 
 /// Sends a NOTIFY for `zone` (with its SOA) to `target` until it is answered or the tries
 /// run out. Returns the secondary's response code, or why none came.
-pub async fn notify(zone: &Name, soa: &Record, target: SocketAddr) -> Result<ResponseCode, String> {
+/// Signed with `key` when one is given.
+pub async fn notify(
+    zone: &Name,
+    soa: &Record,
+    target: SocketAddr,
+    key: Option<&TsigKey>,
+) -> Result<ResponseCode, String> {
     let bind: SocketAddr = if target.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {
@@ -282,9 +318,12 @@ pub async fn notify(zone: &Name, soa: &Record, target: SocketAddr) -> Result<Res
         .queries
         .push(Query::query(zone.clone(), RecordType::SOA));
     message.answers.push(soa.clone());
-    let wire = message
+    let mut wire = message
         .to_vec()
         .map_err(|e| format!("cannot encode the NOTIFY: {e}"))?;
+    if let Some(key) = key {
+        wire = Signer::new(key, None).sign(wire)?;
+    }
     let mut buf = vec![0u8; 4096];
     for _ in 0..NOTIFY_TRIES {
         socket
@@ -345,7 +384,7 @@ mod tests {
                 "127.0.0.0/8".parse().unwrap(),
                 "2001:db8::/32".parse().unwrap(),
             ],
-            notify: vec![],
+            ..TransferPolicy::default()
         };
         assert!(policy.allows("127.1.2.3".parse().unwrap()));
         assert!(policy.allows("::ffff:127.0.0.1".parse().unwrap()));
