@@ -365,10 +365,8 @@ async fn tcp_connection(
                 transfer::messages(&snapshot, &shared.transfer, &shared.metrics, src, &request);
             shared.metrics.count_query(Some(qtype), transfer.rcode());
             for message in transfer {
-                let mut framed = Vec::with_capacity(message.len() + 2);
-                framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&message);
                 // A secondary that stops reading must not hold the connection (or shutdown).
+                let framed = framed(&message);
                 let write = tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.write_all(&framed));
                 if !matches!(write.await, Ok(Ok(()))) {
                     return;
@@ -392,11 +390,16 @@ async fn tcp_connection(
         if let Some(scheduled) = &answered.scheduled {
             shared.metrics.count_scheduled(scheduled);
         }
-        let mut framed = Vec::with_capacity(response.len() + 2);
-        framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&response);
-        if stream.write_all(&framed).await.is_err() {
+        if stream.write_all(&framed(&response)).await.is_err() {
             return;
         }
     }
+}
+
+/// `message` with its TCP length prefix (RFC 1035 4.2.2), written in one call.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
 }
