@@ -122,12 +122,7 @@ pub fn messages<'a>(
         }
         Verified::Invalid(why) => return refuse(ResponseCode::NotAuth, &why),
     };
-    let qname = LowerName::new(query.name());
-    let Some(zone) = snapshot
-        .zones
-        .find(&qname)
-        .filter(|zone| LowerName::new(zone.origin()) == qname)
-    else {
+    let Some(zone) = snapshot.zones.get(&LowerName::new(query.name())) else {
         return refuse(ResponseCode::NotAuth, "not a zone served here");
     };
     if snapshot
@@ -275,10 +270,8 @@ pub fn changed_zones(old: &Snapshot, new: &Snapshot) -> Vec<(Name, Record)> {
         .zones()
         .filter(|zone| Some(zone.origin()) != cdn_zone)
         .filter(|zone| {
-            let origin = LowerName::new(zone.origin());
             old.zones
-                .find(&origin)
-                .filter(|before| LowerName::new(before.origin()) == origin)
+                .get(&LowerName::new(zone.origin()))
                 .is_none_or(|before| before.serial() != zone.serial())
         })
         .map(|zone| (zone.origin().clone(), zone.soa()))

@@ -240,16 +240,15 @@ impl Zone {
 
     /// The apex SOA record as written in the zone file.
     pub fn soa(&self) -> Record {
-        let mut records = Vec::with_capacity(1);
-        if let Some(rrset) = self
+        let apex_soa = self
             .nodes
             .get(&self.origin_key)
-            .and_then(|apex| apex.rrset(RecordType::SOA))
-        {
-            push_rrset(&mut records, &self.origin, rrset);
-        }
+            .and_then(|apex| apex.rrset(RecordType::SOA));
         // Every loaded zone has exactly one SOA at its apex (checked by `build`).
-        records.pop().unwrap_or_else(|| self.negative_soa.clone())
+        match apex_soa.and_then(|rrset| Some((rrset.ttl, rrset.rdatas().first()?))) {
+            Some((ttl, rdata)) => Record::from_rdata(self.origin.clone(), ttl, rdata.to_rdata()),
+            None => self.negative_soa.clone(),
+        }
     }
 
     /// Every record but the SOA, for a zone transfer (RFC 5936: the caller sends the SOA
@@ -400,6 +399,13 @@ impl ZoneSet {
         (0..=wire.label_count())
             .rev()
             .find_map(|labels| self.by_origin.get(wire.ancestor(labels)))
+            .and_then(|&index| self.zones.get(index))
+    }
+
+    /// The zone whose origin is exactly `origin` (one hash lookup).
+    pub fn get(&self, origin: &LowerName) -> Option<&Zone> {
+        self.by_origin
+            .get(WireName::new(origin).bytes())
             .and_then(|&index| self.zones.get(index))
     }
 
