@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::dns::{DEADLINE, Server, copy_fixture, dig, query_message, write_atomically};
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::tsig::{
+    TSIG, TsigAlgorithm, TsigError, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
+};
+use hickory_proto::rr::{Name, RecordType};
 
 /// Generated hosts added to `customer.com` so that its transfer needs several messages.
 const HOSTS: usize = 3000;
@@ -33,9 +36,17 @@ fn zone_with_n_hosts(serial: u32, extra: &str, hosts: usize) -> String {
 
 /// Every message of one transfer over TCP, until the closing SOA (or an error message).
 fn transfer(server: std::net::SocketAddr, zone: &str, qtype: RecordType) -> Vec<Message> {
+    transfer_wire(server, &query_message(zone, qtype, false, None))
+        .iter()
+        .map(|wire| Message::from_vec(wire).unwrap())
+        .collect()
+}
+
+/// [`transfer`] for a given request, each message as received.
+fn transfer_wire(server: std::net::SocketAddr, request: &Message) -> Vec<Vec<u8>> {
     let mut stream = TcpStream::connect(server).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let bytes = query_message(zone, qtype, false, None).to_vec().unwrap();
+    let bytes = request.to_vec().unwrap();
     stream
         .write_all(&(bytes.len() as u16).to_be_bytes())
         .unwrap();
@@ -54,7 +65,7 @@ fn transfer(server: std::net::SocketAddr, zone: &str, qtype: RecordType) -> Vec<
             .filter(|r| r.record_type() == RecordType::SOA)
             .count();
         let end = message.metadata.response_code != ResponseCode::NoError || soas >= 2;
-        messages.push(message);
+        messages.push(buf);
         if end {
             return messages;
         }
@@ -402,4 +413,130 @@ fn with_a_tsig_key_only_signed_transfers_are_served() {
     s.wait_for("the bad signature logged", || {
         s.log().contains("bad TSIG signature").then_some(())
     });
+}
+
+/// A request that fails TSIG gets NOTAUTH with a TSIG record naming the error (RFC 8945
+/// 5.3.2), as BIND and Knot answer: dig and the secondary's operator see why.
+#[test]
+fn a_failed_tsig_is_answered_with_its_error() {
+    let dir = copy_fixture("gslb-dns");
+    let key = format!("hmac-sha256:xfr-key:{TSIG_SECRET}");
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .arg("--tsig-key")
+        .arg(&key)
+        .start();
+    let tsig_line = |out: &str| {
+        assert!(
+            out.contains(";; Couldn't verify signature: tsig indicates error"),
+            "{out}"
+        );
+        assert!(out.contains("Transfer failed."), "{out}");
+        out.lines()
+            .find(|l| l.contains("\tTSIG\t"))
+            .unwrap_or_else(|| panic!("no TSIG record in:\n{out}"))
+            .to_string()
+    };
+
+    // The right key name with another secret.
+    let wrong_secret = dig(
+        s.dns,
+        &[
+            "-y",
+            "hmac-sha256:xfr-key:b3RoZXItc2VjcmV0",
+            "customer.com",
+            "AXFR",
+        ],
+    );
+    let line = tsig_line(&wrong_secret);
+    assert!(line.starts_with("xfr-key."), "{line}");
+    assert!(line.contains(" BADSIG "), "{line}");
+
+    // A key the server does not have.
+    let unknown = dig(
+        s.dns,
+        &[
+            "-y",
+            &format!("hmac-sha256:other-key:{TSIG_SECRET}"),
+            "customer.com",
+            "AXFR",
+        ],
+    );
+    let line = tsig_line(&unknown);
+    assert!(line.starts_with("other-key."), "{line}");
+    assert!(line.contains(" BADKEY "), "{line}");
+
+    // Signed an hour ago: BADTIME, signed with the key over the request's MAC, with the
+    // request's time and the server's in Other Data.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (request, request_mac) = signed_query("customer.com.", "xfr-key.", now - 3600);
+    let answer = transfer_wire(s.dns, &request);
+    assert_eq!(answer.len(), 1);
+    let message = Message::from_vec(&answer[0]).unwrap();
+    assert_eq!(message.metadata.response_code, ResponseCode::NotAuth);
+    assert!(message.answers.is_empty());
+    let tsig = &message.signature.as_ref().expect("a TSIG record").data;
+    assert_eq!(tsig.error, Some(TsigError::BadTime));
+    assert_eq!(tsig.time, now - 3600);
+    let server_time = tsig
+        .other
+        .iter()
+        .fold(0u64, |time, &byte| time << 8 | u64::from(byte));
+    assert_eq!(tsig.other.len(), 6);
+    assert!(server_time.abs_diff(now) < 300, "{server_time} vs {now}");
+    let (tbs, record) = signed_bitmessage_to_buf(&answer[0], Some(&request_mac), true).unwrap();
+    TsigAlgorithm::HmacSha256
+        .verify_mac(&secret(), &tbs, &record.data.mac)
+        .expect("BADTIME is signed with the key");
+
+    s.wait_for("the three refusals logged", || {
+        let log = s.log();
+        (log.contains("bad TSIG signature with key xfr-key.")
+            && log.contains("unknown TSIG key other-key.")
+            && log.contains("check the clocks"))
+        .then_some(())
+    });
+    let (_, metrics) = s.admin("GET", "/metrics");
+    assert!(
+        metrics.contains("meridian_zone_transfers_refused_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("meridian_dns_queries_total{qtype=\"AXFR\",rcode=\"NOTAUTH\"} 3"),
+        "{metrics}"
+    );
+}
+
+fn secret() -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(TSIG_SECRET)
+        .unwrap()
+}
+
+/// An AXFR query for `zone` signed with `key_name` and [`TSIG_SECRET`] as of `time`;
+/// returns it and its MAC.
+fn signed_query(zone: &str, key_name: &str, time: u64) -> (Message, Vec<u8>) {
+    let mut request = query_message(zone, RecordType::AXFR, false, None);
+    let key_name = Name::from_ascii(key_name).unwrap();
+    let stub = TSIG::new(
+        TsigAlgorithm::HmacSha256,
+        time,
+        300,
+        Vec::new(),
+        request.metadata.id,
+        None,
+        Vec::new(),
+    );
+    let tbs = message_tbs(&request, &stub, &key_name).unwrap();
+    let mac = TsigAlgorithm::HmacSha256.mac_data(&secret(), &tbs).unwrap();
+    request.set_signature(Box::new(make_tsig_record(
+        key_name,
+        stub.set_mac(mac.clone()),
+    )));
+    (request, mac)
 }

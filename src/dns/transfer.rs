@@ -1,7 +1,8 @@
 //! Zone transfers out, so that standard secondaries (NSD, Knot, BIND) can serve the plain
 //! zones: AXFR over TCP (RFC 5936), IXFR answered with the whole zone (RFC 1995 section 4),
 //! to the clients `--allow-transfer` lists (signed with a `--tsig-key` when keys are given,
-//! [`super::tsig`]); and NOTIFY (RFC 1996) to the `--notify` secondaries when a reload
+//! [`super::tsig`]; a request whose signature fails gets NOTAUTH with a TSIG record naming
+//! the error); and NOTIFY (RFC 1996) to the `--notify` secondaries when a reload
 //! changes a zone's serial.
 //!
 //! The CDN zone is never transferred: its scheduled names exist only as answers computed per
@@ -21,7 +22,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
-use super::tsig::{Signer, TsigKey, Verified};
+use super::tsig::{Rejected, Signer, TsigKey, Verified};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::zone::Zone;
@@ -97,9 +98,12 @@ pub fn messages<'a>(
     else {
         return Transfer::refusal(id, None, ResponseCode::FormErr);
     };
-    let refuse = |rcode: ResponseCode, why: &str| {
+    let refused = |why: &str| {
         metrics.transfers_refused.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%src, zone = %query.name(), "zone transfer refused: {why}");
+    };
+    let refuse = |rcode: ResponseCode, why: &str| {
+        refused(why);
         Transfer::refusal(id, Some(query.clone()), rcode)
     };
     if query.query_class() != DNSClass::IN {
@@ -120,7 +124,12 @@ pub fn messages<'a>(
                 "unsigned, and transfers need a TSIG key (--tsig-key)",
             );
         }
-        Verified::Invalid(why) => return refuse(ResponseCode::NotAuth, &why),
+        Verified::Invalid(rejected) => {
+            refused(&rejected.why);
+            let mut refusal = Transfer::refusal(id, Some(query.clone()), ResponseCode::NotAuth);
+            refusal.signing = Signing::Rejected(rejected);
+            return refusal;
+        }
     };
     let Some(zone) = snapshot.zones.get(&LowerName::new(query.name())) else {
         return refuse(ResponseCode::NotAuth, "not a zone served here");
@@ -157,8 +166,17 @@ pub struct Transfer<'a> {
     /// A record that did not fit in the previous message.
     pending: Option<Record>,
     done: bool,
-    /// Signs each message when the request was signed.
-    signer: Option<Signer<'a>>,
+    signing: Signing<'a>,
+}
+
+/// The TSIG on a transfer's messages.
+enum Signing<'a> {
+    /// The request was not signed.
+    None,
+    /// Each message, in a chain from the request's MAC.
+    Chain(Signer<'a>),
+    /// The request's signature failed: the refusal carries the TSIG error.
+    Rejected(Box<Rejected<'a>>),
 }
 
 impl<'a> Transfer<'a> {
@@ -174,7 +192,7 @@ impl<'a> Transfer<'a> {
             records: Box::new(records),
             pending: None,
             done: false,
-            signer,
+            signing: signer.map_or(Signing::None, Signing::Chain),
         }
     }
 
@@ -186,7 +204,7 @@ impl<'a> Transfer<'a> {
             records: Box::new(std::iter::empty()),
             pending: None,
             done: false,
-            signer: None,
+            signing: Signing::None,
         }
     }
 
@@ -233,16 +251,18 @@ impl Iterator for Transfer<'_> {
             self.done = true;
             return Some(header_only(self.id, ResponseCode::ServFail));
         }
-        match &mut self.signer {
-            None => Some(out),
-            Some(signer) => match signer.sign(out) {
-                Ok(signed) => Some(signed),
-                Err(e) => {
-                    tracing::error!("cannot sign a transfer message: {e}");
-                    self.done = true;
-                    Some(header_only(self.id, ResponseCode::ServFail))
-                }
-            },
+        let signed = match &mut self.signing {
+            Signing::None => return Some(out),
+            Signing::Chain(signer) => signer.sign(out),
+            Signing::Rejected(rejected) => rejected.sign(out),
+        };
+        match signed {
+            Ok(signed) => Some(signed),
+            Err(e) => {
+                tracing::error!("cannot sign a transfer message: {e}");
+                self.done = true;
+                Some(header_only(self.id, ResponseCode::ServFail))
+            }
         }
     }
 }

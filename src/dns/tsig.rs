@@ -3,8 +3,15 @@
 //! message of an answer: the first over the request's MAC, each later one over the previous
 //! message's MAC and the timers (section 5.3.1), as NSD, Knot and BIND expect.
 //!
+//! A signed request that fails (RFC 8945 5.2) is [`Rejected`]: its NOTAUTH answer carries a
+//! TSIG record whose Error field says why, as BIND and Knot send it (section 5.3.2): BADKEY
+//! (a key or algorithm we do not have) and BADSIG (the MAC does not verify) unsigned, with an
+//! empty MAC; BADTIME (signed outside the fudge) signed with the key, the request's time in
+//! Time Signed and ours in Other Data, so that the client can see the skew.
+//!
 //! hickory-proto provides the record, the MAC algorithms and the to-be-signed bytes of a
 //! received message; this module owns the key format and the signing of outgoing messages.
+//! It reads the clock only in [`verify`] and [`Signer::sign`]; [`verify_at`] takes the time.
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::{
-    TSIG, TsigAlgorithm, make_tsig_record, signed_bitmessage_to_buf,
+    TSIG, TsigAlgorithm, TsigError, make_tsig_record, signed_bitmessage_to_buf,
 };
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
@@ -87,33 +94,118 @@ pub enum Verified<'a> {
         mac: Vec<u8>,
     },
     /// Signed, but not with a key we have, or not validly, or at the wrong time.
-    Invalid(String),
+    Invalid(Box<Rejected<'a>>),
+}
+
+/// A signed request that failed verification, and the TSIG its NOTAUTH answer carries.
+#[derive(Debug)]
+pub struct Rejected<'a> {
+    /// BADKEY, BADSIG or BADTIME.
+    pub error: TsigError,
+    /// Why, for the log.
+    pub why: String,
+    key_name: Name,
+    algorithm: TsigAlgorithm,
+    /// The request's Time Signed, and our clock when it was checked.
+    request_time: u64,
+    now: u64,
+    /// BADTIME only: the key and the request's MAC the error answer is signed with.
+    signed_with: Option<(&'a TsigKey, Vec<u8>)>,
+}
+
+impl Rejected<'_> {
+    /// `message` (an encoded NOTAUTH answer, without TSIG) with the TSIG record RFC 8945
+    /// section 5.3.2 asks for appended.
+    pub fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, String> {
+        match &self.signed_with {
+            Some((key, request_mac)) => {
+                let stub = TSIG::new(
+                    key.algorithm.clone(),
+                    self.request_time,
+                    FUDGE,
+                    Vec::new(),
+                    0,
+                    Some(self.error),
+                    time48(self.now).to_vec(),
+                );
+                Signer::new(key, Some(request_mac.clone())).sign_stub(message, stub)
+            }
+            None => {
+                let stub = TSIG::new(
+                    self.algorithm.clone(),
+                    self.now,
+                    FUDGE,
+                    Vec::new(),
+                    0,
+                    Some(self.error),
+                    Vec::new(),
+                );
+                append_tsig(message, self.key_name.clone(), stub)
+            }
+        }
+    }
 }
 
 /// Checks the TSIG of `request` (the last additional record, if any) against `keys`.
 pub fn verify<'a>(keys: &'a [TsigKey], request: &[u8]) -> Verified<'a> {
+    verify_at(keys, request, now())
+}
+
+/// [`verify`] with our clock reading `now` (seconds since the epoch).
+pub fn verify_at<'a>(keys: &'a [TsigKey], request: &[u8], now: u64) -> Verified<'a> {
     let Ok((tbs, record)) = signed_bitmessage_to_buf(request, None, true) else {
         return Verified::Unsigned;
     };
     let tsig = &record.data;
+    let rejected = |error, why: String, signed_with| {
+        Verified::Invalid(Box::new(Rejected {
+            error,
+            why,
+            key_name: record.name.clone(),
+            algorithm: tsig.algorithm.clone(),
+            request_time: tsig.time,
+            now,
+            signed_with,
+        }))
+    };
     let Some(key) = keys
         .iter()
         .find(|k| k.name == record.name && k.algorithm == tsig.algorithm)
     else {
-        return Verified::Invalid(format!("unknown TSIG key {}", record.name));
+        return rejected(
+            TsigError::BadKey,
+            format!(
+                "unknown TSIG key {} ({}): not one of --tsig-key (name and algorithm must match the client's)",
+                record.name, tsig.algorithm
+            ),
+            None,
+        );
     };
     if key
         .algorithm
         .verify_mac(&key.secret, &tbs, &tsig.mac)
         .is_err()
     {
-        return Verified::Invalid(format!("bad TSIG signature with key {}", key.name));
+        return rejected(
+            TsigError::BadSig,
+            format!(
+                "bad TSIG signature with key {}: the client's secret differs from --tsig-key's",
+                key.name
+            ),
+            None,
+        );
     }
-    if now().abs_diff(tsig.time) > u64::from(tsig.fudge) {
-        return Verified::Invalid(format!(
-            "TSIG time {} is more than {} s from ours",
-            tsig.time, tsig.fudge
-        ));
+    if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
+        return rejected(
+            TsigError::BadTime,
+            format!(
+                "TSIG time {} is {} s from ours (fudge {} s): check the clocks of both hosts",
+                tsig.time,
+                now.abs_diff(tsig.time),
+                tsig.fudge
+            ),
+            Some((key, tsig.mac.clone())),
+        );
     }
     Verified::Valid {
         key,
@@ -140,20 +232,26 @@ impl<'a> Signer<'a> {
     }
 
     /// `message` (encoded, without TSIG) with its TSIG record appended.
-    pub fn sign(&mut self, mut message: Vec<u8>) -> Result<Vec<u8>, String> {
-        if message.len() < 12 {
-            return Err("message too short to sign".into());
-        }
-        let id = u16::from_be_bytes([message[0], message[1]]);
+    pub fn sign(&mut self, message: Vec<u8>) -> Result<Vec<u8>, String> {
         let stub = TSIG::new(
             self.key.algorithm.clone(),
             now(),
             FUDGE,
             Vec::new(),
-            id,
+            0,
             None,
             Vec::new(),
         );
+        self.sign_stub(message, stub)
+    }
+
+    /// Signs with the times, error and other data of `stub` (its MAC and original ID are
+    /// filled in here).
+    fn sign_stub(&mut self, message: Vec<u8>, mut stub: TSIG) -> Result<Vec<u8>, String> {
+        if message.len() < 12 {
+            return Err("message too short to sign".into());
+        }
+        stub.oid = u16::from_be_bytes([message[0], message[1]]);
         let mut tbs = Vec::with_capacity(message.len() + 128);
         let mut encoder = BinEncoder::new(&mut tbs);
         let encode_error = |e: hickory_proto::ProtoError| format!("TSIG: {e}");
@@ -179,16 +277,37 @@ impl<'a> Signer<'a> {
             .algorithm
             .mac_data(&self.key.secret, &tbs)
             .map_err(|e| format!("TSIG: {e}"))?;
-        let record = make_tsig_record(self.key.name.clone(), stub.set_mac(mac.clone()));
-        let mut encoder = BinEncoder::new(&mut message);
-        encoder.set_offset(encoder.len());
-        record.emit(&mut encoder).map_err(encode_error)?;
-        let additionals = u16::from_be_bytes([message[10], message[11]]) + 1;
-        message[10..12].copy_from_slice(&additionals.to_be_bytes());
+        let signed = append_tsig(message, self.key.name.clone(), stub.set_mac(mac.clone()))?;
         self.previous_mac = Some(mac);
         self.first = false;
-        Ok(message)
+        Ok(signed)
     }
+}
+
+/// `message` with a TSIG record named `key_name` appended (`tsig`'s original ID set to the
+/// message's) and the additional count raised.
+fn append_tsig(mut message: Vec<u8>, key_name: Name, mut tsig: TSIG) -> Result<Vec<u8>, String> {
+    if message.len() < 12 {
+        return Err("message too short to sign".into());
+    }
+    tsig.oid = u16::from_be_bytes([message[0], message[1]]);
+    let record = make_tsig_record(key_name, tsig);
+    let mut encoder = BinEncoder::new(&mut message);
+    encoder.set_offset(encoder.len());
+    record
+        .emit(&mut encoder)
+        .map_err(|e| format!("TSIG: {e}"))?;
+    let additionals = u16::from_be_bytes([message[10], message[11]])
+        .checked_add(1)
+        .ok_or("TSIG: too many additional records")?;
+    message[10..12].copy_from_slice(&additionals.to_be_bytes());
+    Ok(message)
+}
+
+/// A time as the 48-bit big-endian seconds TSIG carries.
+fn time48(secs: u64) -> [u8; 6] {
+    let b = secs.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
 }
 
 fn now() -> u64 {
@@ -251,6 +370,81 @@ mod tests {
 
         let other: TsigKey = "hmac-sha256:xfr.example.:b3RoZXI=".parse().unwrap();
         assert!(matches!(verify(&[other], &signed), Verified::Invalid(_)));
+    }
+
+    /// The TSIG record of a rejected request's answer, read back with hickory.
+    fn error_tsig(rejected: &Rejected<'_>) -> Box<hickory_proto::rr::Record<TSIG>> {
+        let mut answer = Message::new(7, MessageType::Response, OpCode::Query);
+        answer.metadata.response_code = hickory_proto::op::ResponseCode::NotAuth;
+        let wire = rejected.sign(answer.to_vec().unwrap()).unwrap();
+        let parsed = Message::from_vec(&wire).unwrap();
+        assert_eq!(parsed.metadata.response_code.low(), 9, "NOTAUTH");
+        assert!(parsed.additionals.is_empty());
+        parsed.signature.expect("a TSIG record")
+    }
+
+    /// RFC 8945 5.3.2: an unknown key or a bad MAC is answered with the error and no MAC.
+    #[test]
+    fn unknown_keys_and_bad_signatures_are_answered_unsigned_with_the_error() {
+        let keys = [key()];
+        let foreign: TsigKey = "hmac-sha256:other.example.:b3RoZXI=".parse().unwrap();
+        let signed_foreign = Signer::new(&foreign, None).sign(query()).unwrap();
+        let Verified::Invalid(rejected) = verify(&keys, &signed_foreign) else {
+            panic!("an unknown key must not verify");
+        };
+        assert_eq!(rejected.error, TsigError::BadKey);
+        let tsig = error_tsig(&rejected);
+        assert_eq!(tsig.name, Name::from_ascii("other.example.").unwrap());
+        assert_eq!(tsig.data.error, Some(TsigError::BadKey));
+        assert!(tsig.data.mac.is_empty());
+        assert_eq!(tsig.data.oid, 7);
+
+        let mut tampered = Signer::new(&keys[0], None).sign(query()).unwrap();
+        tampered[13] ^= 0x01;
+        let Verified::Invalid(rejected) = verify(&keys, &tampered) else {
+            panic!("a changed message must not verify");
+        };
+        assert_eq!(rejected.error, TsigError::BadSig);
+        let tsig = error_tsig(&rejected);
+        assert_eq!(tsig.name, keys[0].name);
+        assert_eq!(tsig.data.algorithm, TsigAlgorithm::HmacSha256);
+        assert_eq!(tsig.data.error, Some(TsigError::BadSig));
+        assert!(tsig.data.mac.is_empty());
+        assert!(tsig.data.other.is_empty());
+    }
+
+    /// RFC 8945 5.2.3: a request signed too long ago gets BADTIME, signed over the request's
+    /// MAC, with the request's time and ours in Other Data.
+    #[test]
+    fn a_request_outside_the_fudge_gets_a_signed_badtime() {
+        let keys = [key()];
+        let request = Signer::new(&keys[0], None).sign(query()).unwrap();
+        let (_, request_tsig) = signed_bitmessage_to_buf(&request, None, true).unwrap();
+        let ours = request_tsig.data.time + 1000;
+        let Verified::Invalid(rejected) = verify_at(&keys, &request, ours) else {
+            panic!("a request 1000 s old must not verify");
+        };
+        assert_eq!(rejected.error, TsigError::BadTime);
+        assert!(rejected.why.contains("1000 s"), "{}", rejected.why);
+        let tsig = error_tsig(&rejected);
+        assert_eq!(tsig.data.error, Some(TsigError::BadTime));
+        assert_eq!(tsig.data.time, request_tsig.data.time);
+        assert_eq!(tsig.data.other, time48(ours).to_vec());
+        assert_eq!(tsig.data.other.len(), 6);
+
+        let mut answer = Message::new(7, MessageType::Response, OpCode::Query);
+        answer.metadata.response_code = hickory_proto::op::ResponseCode::NotAuth;
+        let wire = rejected.sign(answer.to_vec().unwrap()).unwrap();
+        let (tbs, record) =
+            signed_bitmessage_to_buf(&wire, Some(&request_tsig.data.mac), true).unwrap();
+        keys[0]
+            .algorithm
+            .verify_mac(&keys[0].secret, &tbs, &record.data.mac)
+            .expect("the BADTIME answer is signed with the key");
+        assert!(matches!(
+            verify_at(&keys, &request, request_tsig.data.time + 300),
+            Verified::Valid { .. }
+        ));
     }
 
     /// The chain a secondary checks: the first answer over the request's MAC, later ones
