@@ -163,7 +163,7 @@ impl Metrics {
             ),
             (
                 "meridian_zone_transfers_refused_total",
-                "Zone transfer requests refused (not allowed, not a zone served, the CDN zone).",
+                "Zone transfer requests refused (not allowed, badly signed, not a zone served, the CDN zone, AXFR over UDP).",
                 &self.transfers_refused,
             ),
             (

@@ -15,7 +15,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::tsig::{
     TSIG, TsigAlgorithm, TsigError, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
 };
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 /// Generated hosts added to `customer.com` so that its transfer needs several messages.
 const HOSTS: usize = 3000;
@@ -171,9 +171,10 @@ fn transfers_are_refused_unless_allowed_and_never_for_the_cdn_zone() {
     .unwrap();
     assert_eq!(udp.metadata.response_code, ResponseCode::Refused);
 
+    // The CDN zone, the zone not served and the AXFR over UDP.
     let (_, metrics) = open.admin("GET", "/metrics");
     assert!(
-        metrics.contains("meridian_zone_transfers_refused_total 2"),
+        metrics.contains("meridian_zone_transfers_refused_total 3"),
         "{metrics}"
     );
     assert!(
@@ -539,4 +540,106 @@ fn signed_query(zone: &str, key_name: &str, time: u64) -> (Message, Vec<u8>) {
         stub.set_mac(mac.clone()),
     )));
     (request, mac)
+}
+
+/// An IXFR over UDP gets the zone's current SOA alone, as from BIND and Knot (RFC 1995
+/// section 2): a secondary that is behind asks again over TCP. The same clients as over TCP
+/// may ask; AXFR over UDP stays REFUSED.
+#[test]
+fn ixfr_over_udp_is_answered_with_the_current_soa() {
+    let dir = copy_fixture("gslb-dns");
+    std::fs::write(dir.path().join("customer.com.zone"), zone_with_hosts(5, "")).unwrap();
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .start();
+    let out = dig(s.dns, &["customer.com", "IXFR=1", "+notcp"]);
+    assert!(out.contains("(UDP)"), "{out}");
+    let records: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(records.len(), 1, "{out}");
+    assert!(
+        records[0].starts_with("customer.com.")
+            && records[0].contains("\tSOA\t")
+            && records[0].contains(" 5 7200 3600 1209600 300"),
+        "{out}"
+    );
+
+    let udp = |server, zone: &str, qtype| {
+        common::dns::udp_exchange(server, &query_message(zone, qtype, false, None)).unwrap()
+    };
+    let answer = udp(s.dns, "customer.com.", RecordType::IXFR);
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert!(answer.metadata.authoritative);
+    assert_eq!(answer.answers.len(), 1);
+    assert!(answer.authorities.is_empty() && answer.additionals.is_empty());
+    match &answer.answers[0].data {
+        RData::SOA(soa) => assert_eq!(soa.serial, 5),
+        other => panic!("not a SOA: {other:?}"),
+    }
+    let cdn = udp(s.dns, "cdn.example.net.", RecordType::IXFR);
+    assert_eq!(cdn.metadata.response_code, ResponseCode::Refused);
+    assert!(cdn.answers.is_empty());
+    let unknown = udp(s.dns, "not-served.example.", RecordType::IXFR);
+    assert_eq!(unknown.metadata.response_code, ResponseCode::NotAuth);
+    let axfr = udp(s.dns, "customer.com.", RecordType::AXFR);
+    assert_eq!(axfr.metadata.response_code, ResponseCode::Refused);
+    assert!(axfr.answers.is_empty());
+    let (_, metrics) = s.admin("GET", "/metrics");
+    assert!(
+        metrics.contains("meridian_dns_queries_total{qtype=\"IXFR\",rcode=\"NOERROR\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("meridian_zone_transfers_total 0"),
+        "a SOA is not a transfer: {metrics}"
+    );
+
+    // A client outside --allow-transfer is refused, over UDP as over TCP.
+    let narrow = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.2")
+        .start();
+    let refused = udp(narrow.dns, "customer.com.", RecordType::IXFR);
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    assert!(refused.answers.is_empty());
+    let out = dig(narrow.dns, &["customer.com", "IXFR=1", "+notcp"]);
+    assert!(!out.contains("SOA"), "{out}");
+}
+
+/// With `--tsig-key`, an IXFR over UDP must be signed too, and its SOA answer is signed.
+#[test]
+fn a_signed_ixfr_over_udp_gets_a_signed_soa() {
+    let dir = copy_fixture("gslb-dns");
+    std::fs::write(dir.path().join("customer.com.zone"), zone_with_hosts(6, "")).unwrap();
+    let key = format!("hmac-sha256:xfr-key:{TSIG_SECRET}");
+    let s = Server::with_zones(dir.path())
+        .arg("--allow-transfer")
+        .arg("127.0.0.0/8")
+        .arg("--tsig-key")
+        .arg(&key)
+        .start();
+    let out = dig(s.dns, &["-y", &key, "customer.com", "IXFR=1", "+notcp"]);
+    assert!(out.contains("(UDP)"), "{out}");
+    assert!(!out.contains("verify") && !out.contains("WARNING"), "{out}");
+    let records: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(records.len(), 2, "the SOA and the TSIG: {out}");
+    assert!(records[0].contains(" 6 7200 3600 1209600 300"), "{out}");
+    assert!(
+        records[1].starts_with("xfr-key.") && records[1].contains(" NOERROR "),
+        "{out}"
+    );
+
+    let unsigned = common::dns::udp_exchange(
+        s.dns,
+        &query_message("customer.com.", RecordType::IXFR, false, None),
+    )
+    .unwrap();
+    assert_eq!(unsigned.metadata.response_code, ResponseCode::Refused);
+    assert!(unsigned.answers.is_empty());
 }

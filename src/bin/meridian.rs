@@ -62,8 +62,9 @@ struct ServeArgs {
     /// UDP worker threads per listen address (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
-    /// Network (or address) allowed to transfer the plain zones (AXFR/IXFR over TCP);
-    /// repeat for more. Default: nobody. The CDN zone is never transferred.
+    /// Network (or address) allowed to transfer the plain zones (AXFR/IXFR over TCP; an IXFR
+    /// over UDP gets the zone's SOA); repeat for more. Default: nobody. The CDN zone is never
+    /// transferred.
     #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = parse_network)]
     allow_transfer: Vec<ipnet::IpNet>,
     /// Secondary to send a NOTIFY when a reload changes a zone's serial (IP or IP:PORT,

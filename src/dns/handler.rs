@@ -167,6 +167,8 @@ fn respond(
         response.answers = records;
         return (response, Cacheability::Static, None);
     }
+    // The socket loops hand transfer queries to `transfer`; one that still gets here (its
+    // question compressed, say) is refused.
     if query.query_class() != DNSClass::IN || matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         response.metadata.response_code = ResponseCode::Refused;
         return (response, Cacheability::Static, None);

@@ -5,7 +5,8 @@
 //! reused buffers and answer cache, moving datagrams in batches (`recvmmsg`/`sendmmsg`): the
 //! kernel spreads datagrams over the sockets and a query never waits on a lock. TCP runs on tokio, one task per connection, several
 //! queries per connection until an idle timeout; zone transfers are streamed there from
-//! [`super::transfer`]. Every query loads the current snapshot
+//! [`super::transfer`], which also answers AXFR/IXFR queries that come over UDP (never from
+//! the answer cache). Every query loads the current snapshot
 //! once (lock-free, `ArcSwap`) and is answered from it to the end.
 
 use std::io;
@@ -40,7 +41,7 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Edge health, outside the snapshot: it survives reloads.
     pub health: Arc<HealthTable>,
-    /// Who may transfer zones (TCP AXFR/IXFR).
+    /// Who may transfer zones (AXFR and IXFR over TCP, IXFR's SOA over UDP).
     pub transfer: TransferPolicy,
 }
 
@@ -265,6 +266,11 @@ fn answer_datagram(
     let generation = (snapshot.generation, shared.health_generation());
     let counted = match cache.answer(generation, query, src.ip(), response) {
         Some(counted) => counted,
+        // Transfer queries are never cached: who may transfer depends on the source, and
+        // signed answers on the time.
+        None if transfer::transfer_type(query).is_some() => {
+            udp_transfer(shared, snapshot, query, src, response)
+        }
         None => {
             let client = Client {
                 src,
@@ -301,6 +307,33 @@ fn answer_datagram(
         shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
     }
     true
+}
+
+/// An AXFR/IXFR query over UDP, answered by [`transfer::messages_over`] in one datagram.
+fn udp_transfer(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    query: &[u8],
+    src: SocketAddr,
+    response: &mut Vec<u8>,
+) -> Counted {
+    let mut transfer = transfer::messages_over(
+        snapshot,
+        &shared.transfer,
+        &shared.metrics,
+        src,
+        Transport::Udp,
+        query,
+    );
+    let rcode = transfer.rcode();
+    response.clear();
+    response.extend(transfer.next().unwrap_or_default());
+    Counted {
+        qtype: transfer::transfer_type(query),
+        rcode,
+        truncated: false,
+        scheduled: None,
+    }
 }
 
 async fn accept_loop(

@@ -1,16 +1,19 @@
 //! Zone transfers out, so that standard secondaries (NSD, Knot, BIND) can serve the plain
-//! zones: AXFR over TCP (RFC 5936), IXFR answered with the whole zone (RFC 1995 section 4),
-//! to the clients `--allow-transfer` lists (signed with a `--tsig-key` when keys are given,
-//! [`super::tsig`]; a request whose signature fails gets NOTAUTH with a TSIG record naming
-//! the error); and NOTIFY (RFC 1996) to the `--notify` secondaries when a reload
-//! changes a zone's serial.
+//! zones: AXFR over TCP (RFC 5936), IXFR answered with the whole zone over TCP (RFC 1995
+//! section 4) and with the zone's SOA alone over UDP (section 2: a secondary that is behind
+//! asks again over TCP), to the clients `--allow-transfer` lists (signed with a `--tsig-key`
+//! when keys are given, [`super::tsig`]; a request whose signature fails gets NOTAUTH with a
+//! TSIG record naming the error); and NOTIFY (RFC 1996) to the `--notify` secondaries when a
+//! reload changes a zone's serial.
 //!
 //! The CDN zone is never transferred: its scheduled names exist only as answers computed per
 //! client, so a copy would serve NXDOMAIN for every CNAME target. Every Meridian server runs
 //! its own scheduler instead (DESIGN.md, "Beyond one machine").
 //!
-//! [`messages`] is pure (a snapshot and a request in, encoded messages out); the TCP loop in
-//! [`super::server`] writes them, and [`notify`] owns the one socket of a NOTIFY exchange.
+//! [`messages_over`] is the one place that decides who may transfer what, over TCP and UDP alike.
+//! It does no I/O (a snapshot and a request in, encoded messages out; it counts and logs
+//! what it refused); the socket loops in [`super::server`] write the messages, and [`notify`]
+//! owns the one socket of a NOTIFY exchange.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -22,6 +25,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
+use super::Transport;
 use super::tsig::{Rejected, Signer, TsigKey, Verified};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
@@ -74,13 +78,27 @@ pub fn transfer_type(wire: &[u8]) -> Option<RecordType> {
     }
 }
 
-/// The answer to a transfer query from `src`: the zone between two copies of its SOA, in
-/// messages of about [`MESSAGE_TARGET`] bytes, or one message carrying the refusal.
+/// The answer to a transfer query from `src` over TCP: the zone between two copies of its
+/// SOA, in messages of about [`MESSAGE_TARGET`] bytes, or one message carrying the refusal.
 pub fn messages<'a>(
     snapshot: &'a Snapshot,
     policy: &'a TransferPolicy,
     metrics: &Metrics,
     src: SocketAddr,
+    request: &[u8],
+) -> Transfer<'a> {
+    messages_over(snapshot, policy, metrics, src, Transport::Tcp, request)
+}
+
+/// The answer to a transfer query from `src` over `transport`: over TCP as [`messages`];
+/// over UDP, for IXFR, the zone's SOA alone in one message (RFC 1995 section 2: a secondary
+/// that is behind asks again over TCP). AXFR over UDP is always refused (RFC 5936 4.2).
+pub fn messages_over<'a>(
+    snapshot: &'a Snapshot,
+    policy: &'a TransferPolicy,
+    metrics: &Metrics,
+    src: SocketAddr,
+    transport: Transport,
     request: &[u8],
 ) -> Transfer<'a> {
     let message = match Message::from_vec(request) {
@@ -98,9 +116,18 @@ pub fn messages<'a>(
     else {
         return Transfer::refusal(id, None, ResponseCode::FormErr);
     };
+    let qtype = query.query_type();
     let refused = |why: &str| {
         metrics.transfers_refused.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%src, zone = %query.name(), "zone transfer refused: {why}");
+        // A UDP source can be forged: one log line per datagram would let anyone flood it.
+        match transport {
+            Transport::Tcp => {
+                tracing::info!(%src, zone = %query.name(), %qtype, "zone transfer refused: {why}")
+            }
+            Transport::Udp => {
+                tracing::debug!(%src, zone = %query.name(), %qtype, "zone transfer refused over UDP: {why}")
+            }
+        }
     };
     let refuse = |rcode: ResponseCode, why: &str| {
         refused(why);
@@ -108,6 +135,9 @@ pub fn messages<'a>(
     };
     if query.query_class() != DNSClass::IN {
         return refuse(ResponseCode::Refused, "class is not IN");
+    }
+    if transport == Transport::Udp && qtype == RecordType::AXFR {
+        return refuse(ResponseCode::Refused, "AXFR is only served over TCP");
     }
     if !policy.allows(src.ip()) {
         return refuse(
@@ -131,8 +161,14 @@ pub fn messages<'a>(
             return refusal;
         }
     };
+    // From here the request was signed if keys are given: so is the answer, refusals too.
+    let refuse = |rcode: ResponseCode, why: &str, signer: Option<Signer<'a>>| {
+        let mut refusal = refuse(rcode, why);
+        refusal.signing = signer.map_or(Signing::None, Signing::Chain);
+        refusal
+    };
     let Some(zone) = snapshot.zones.get(&LowerName::new(query.name())) else {
-        return refuse(ResponseCode::NotAuth, "not a zone served here");
+        return refuse(ResponseCode::NotAuth, "not a zone served here", signer);
     };
     if snapshot
         .cdn
@@ -142,7 +178,12 @@ pub fn messages<'a>(
         return refuse(
             ResponseCode::Refused,
             "the CDN zone is scheduled per client and is not transferred",
+            signer,
         );
+    }
+    if transport == Transport::Udp {
+        tracing::debug!(%src, zone = %zone.origin(), serial = zone.serial(), "IXFR over UDP: answered with the SOA");
+        return Transfer::soa_only(id, query.clone(), zone, signer);
     }
     metrics.transfers_ok.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
@@ -150,7 +191,7 @@ pub fn messages<'a>(
         zone = %zone.origin(),
         serial = zone.serial(),
         records = zone.record_count(),
-        qtype = %query.query_type(),
+        %qtype,
         "zone transfer"
     );
     Transfer::zone(id, query.clone(), zone, signer)
@@ -190,6 +231,24 @@ impl<'a> Transfer<'a> {
             question: Some(question),
             rcode: ResponseCode::NoError,
             records: Box::new(records),
+            pending: None,
+            done: false,
+            signing: signer.map_or(Signing::None, Signing::Chain),
+        }
+    }
+
+    /// The zone's SOA alone, in one message (IXFR over UDP).
+    fn soa_only(
+        id: u16,
+        question: Query,
+        zone: &'a Zone,
+        signer: Option<Signer<'a>>,
+    ) -> Transfer<'a> {
+        Transfer {
+            id,
+            question: Some(question),
+            rcode: ResponseCode::NoError,
+            records: Box::new(std::iter::once(zone.soa())),
             pending: None,
             done: false,
             signing: signer.map_or(Signing::None, Signing::Chain),
