@@ -635,6 +635,18 @@ fn a_signed_ixfr_over_udp_gets_a_signed_soa() {
         "{out}"
     );
 
+    // A refusal after a valid signature is signed as well (dig checks it).
+    let unknown = dig(
+        s.dns,
+        &["-y", &key, "not-served.example", "IXFR=1", "+notcp"],
+    );
+    assert!(
+        !unknown.contains("verify") && !unknown.contains("WARNING"),
+        "{unknown}"
+    );
+    assert!(unknown.contains("xfr-key.\t\t0\tANY\tTSIG\t"), "{unknown}");
+    assert!(!unknown.contains("SOA"), "{unknown}");
+
     let unsigned = common::dns::udp_exchange(
         s.dns,
         &query_message("customer.com.", RecordType::IXFR, false, None),
