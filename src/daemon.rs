@@ -1,6 +1,7 @@
 //! Starting and stopping the whole DNS server: load the first snapshot, bind the sockets,
 //! then run the query path, the reload watcher (with NOTIFY to secondaries after each
-//! reload that changes a zone) and the admin endpoints until shutdown.
+//! reload that changes a zone) and the admin endpoints until shutdown. Once serving, every
+//! plain zone is announced to the secondaries with a NOTIFY, as Knot and NSD do on loading.
 //!
 //! Used by the `meridian` binary and by in-process tests alike: [`start`] returns once
 //! every socket is bound (with the real addresses of `:0` listens) and the first snapshot is
@@ -201,6 +202,14 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     }
     if let Some(addr) = admin_addr {
         tracing::info!("admin listening on http://{addr}");
+    }
+    if !options.transfer.notify.is_empty() {
+        notify_secondaries(
+            &shared,
+            &options.transfer.notify,
+            options.transfer.keys.first(),
+            transfer::plain_zones(&shared.snapshot.load()),
+        );
     }
     Ok(Running {
         dns_addrs,

@@ -67,8 +67,8 @@ struct ServeArgs {
     /// transferred.
     #[arg(long = "allow-transfer", value_name = "CIDR", value_parser = parse_network)]
     allow_transfer: Vec<ipnet::IpNet>,
-    /// Secondary to send a NOTIFY when a reload changes a zone's serial (IP or IP:PORT,
-    /// port 53 by default); repeat for more.
+    /// Secondary to send a NOTIFY for each plain zone at startup and when a reload changes a
+    /// zone's serial (IP or IP:PORT, port 53 by default); repeat for more.
     #[arg(long, value_name = "ADDR", value_parser = parse_notify_target)]
     notify: Vec<SocketAddr>,
     /// TSIG key `[ALGORITHM:]NAME:BASE64-SECRET` (as `dig -y`); repeat (or comma-separate in

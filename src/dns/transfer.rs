@@ -3,8 +3,8 @@
 //! section 4) and with the zone's SOA alone over UDP (section 2: a secondary that is behind
 //! asks again over TCP), to the clients `--allow-transfer` lists (signed with a `--tsig-key`
 //! when keys are given, [`super::tsig`]; a request whose signature fails gets NOTAUTH with a
-//! TSIG record naming the error); and NOTIFY (RFC 1996) to the `--notify` secondaries when a
-//! reload changes a zone's serial.
+//! TSIG record naming the error); and NOTIFY (RFC 1996) to the `--notify` secondaries for
+//! every plain zone at startup and when a reload changes a zone's serial.
 //!
 //! The CDN zone is never transferred: its scheduled names exist only as answers computed per
 //! client, so a copy would serve NXDOMAIN for every CNAME target. Every Meridian server runs
@@ -39,7 +39,8 @@ const MESSAGE_TARGET: usize = 16 * 1024;
 pub struct TransferPolicy {
     /// Networks allowed to AXFR/IXFR; empty: nobody (every transfer is REFUSED).
     pub allow: Vec<IpNet>,
-    /// Secondaries sent a NOTIFY when a reload changes a zone's serial.
+    /// Secondaries sent a NOTIFY for each plain zone at startup, and when a reload changes a
+    /// zone's serial.
     pub notify: Vec<SocketAddr>,
     /// When not empty, transfers must be signed with one of these keys (their answers are
     /// signed with it), and NOTIFYs are signed with the first.
@@ -341,13 +342,19 @@ fn header_only(id: u16, rcode: ResponseCode) -> Vec<u8> {
     out
 }
 
+/// The zones a secondary should hear about at startup: every zone but the CDN zone, as
+/// Knot and NSD notify when they load a zone (a secondary that missed changes while we were
+/// down catches up without waiting for its SOA refresh).
+pub fn plain_zones(snapshot: &Snapshot) -> Vec<(Name, Record)> {
+    plain(snapshot)
+        .map(|zone| (zone.origin().clone(), zone.soa()))
+        .collect()
+}
+
 /// The zones a secondary should hear about after a reload from `old` to `new`: zones whose
 /// serial changed and zones that are new; never the CDN zone.
 pub fn changed_zones(old: &Snapshot, new: &Snapshot) -> Vec<(Name, Record)> {
-    let cdn_zone = new.cdn.as_ref().map(|cdn| &cdn.zone);
-    new.zones
-        .zones()
-        .filter(|zone| Some(zone.origin()) != cdn_zone)
+    plain(new)
         .filter(|zone| {
             old.zones
                 .get(&LowerName::new(zone.origin()))
@@ -355,6 +362,15 @@ pub fn changed_zones(old: &Snapshot, new: &Snapshot) -> Vec<(Name, Record)> {
         })
         .map(|zone| (zone.origin().clone(), zone.soa()))
         .collect()
+}
+
+/// The zones of `snapshot` that may be transferred: all but the CDN zone.
+fn plain(snapshot: &Snapshot) -> impl Iterator<Item = &Zone> {
+    let cdn_zone = snapshot.cdn.as_ref().map(|cdn| &cdn.zone);
+    snapshot
+        .zones
+        .zones()
+        .filter(move |zone| Some(zone.origin()) != cdn_zone)
 }
 
 /// How long to wait for a secondary's NOTIFY response before sending again, and how many
