@@ -57,6 +57,10 @@ struct Args {
     /// Seconds allowed for an origin's response headers (and between body chunks).
     #[arg(long, default_value_t = 30)]
     origin_timeout: u64,
+    /// Access log file: one line per request, nginx's combined format plus Host, cache
+    /// status and seconds taken; SIGUSR1 reopens it (for logrotate).
+    #[arg(long)]
+    access_log: Option<PathBuf>,
 }
 
 fn edge_name(text: &str) -> Result<String, String> {
@@ -113,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         slice_bytes: args.slice_size,
         origin_connect_timeout: Duration::from_secs(args.origin_connect_timeout),
         origin_response_timeout: Duration::from_secs(args.origin_timeout),
+        access_log: args.access_log,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

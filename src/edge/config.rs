@@ -29,6 +29,8 @@ pub struct EdgeConfig {
     pub origin_connect_timeout: Duration,
     /// Time allowed for an origin's response headers, per origin address tried.
     pub origin_response_timeout: Duration,
+    /// `--access-log FILE`: one line per client request ([`crate::edge::access_log`]).
+    pub access_log: Option<PathBuf>,
 }
 
 impl Default for EdgeConfig {
@@ -45,6 +47,7 @@ impl Default for EdgeConfig {
             slice_bytes: 4 << 20,
             origin_connect_timeout: Duration::from_secs(3),
             origin_response_timeout: Duration::from_secs(30),
+            access_log: None,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub bytes_from_origin: AtomicU64,
     /// Shared with every client connection, which counts what `sendfile` sent.
     pub sendfile_bytes: Arc<AtomicU64>,
+    /// Shared with the access log, which counts the lines it had to drop.
+    pub access_log_dropped: Arc<AtomicU64>,
     pub origin_errors: AtomicU64,
     pub origin_requests: AtomicU64,
     pub purged: AtomicU64,
@@ -78,7 +80,7 @@ impl Metrics {
 
     /// Prometheus text exposition; `gauges` are extra (name, help, value) lines.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
-        let counters: [(&str, &str, &AtomicU64); 17] = [
+        let counters: [(&str, &str, &AtomicU64); 18] = [
             (
                 "requests_total",
                 "Client requests received.",
@@ -128,6 +130,11 @@ impl Metrics {
                 "sendfile_bytes_total",
                 "Body bytes served from cache with sendfile (zero-copy, HTTP/1.x).",
                 &self.sendfile_bytes,
+            ),
+            (
+                "access_log_dropped_total",
+                "Access log lines dropped because the writer fell behind.",
+                &self.access_log_dropped,
             ),
             (
                 "origin_errors_total",

@@ -17,10 +17,12 @@
 //! - [`server`]: accept loop and graceful shutdown; [`admin`]: the admin endpoints;
 //!   [`metrics`]: every edge counter name.
 //! - [`zero_copy`]: `sendfile` of disk-tier bodies on HTTP/1.x connections, under hyper.
+//! - [`access_log`]: one line per client request (`--access-log`), reopened on `SIGUSR1`.
 //!
 //! The binary parses flags and binds sockets; [`run`] does the rest until the shutdown
 //! token is cancelled, then drains connections.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod cache;
@@ -43,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::edge::access_log::{AccessLog, AccessLogError};
 use crate::edge::admin::AdminAuth;
 use crate::edge::cache::{Cache, CacheError};
 use crate::edge::origin::{OriginClient, OriginTlsError};
@@ -60,6 +63,8 @@ pub enum EdgeError {
     OriginTls(#[from] OriginTlsError),
     #[error(transparent)]
     Zones(#[from] ZonesError),
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
     #[error("a startup task failed: {0}")]
     Task(String),
 }
@@ -116,16 +121,31 @@ pub async fn serve(
         Some(dir) => Some(zones::watch_and_reload(dir, edge.clone())?),
         None => None,
     };
+    let access_log = match &config.access_log {
+        Some(path) => {
+            let log = AccessLog::open(path, edge.metrics.access_log_dropped.clone())?;
+            tokio::spawn(reopen_on_sigusr1(log.clone(), shutdown.clone()));
+            Some(log)
+        }
+        None => None,
+    };
     let mut servers = JoinSet::new();
     for listener in listeners {
-        let edge = edge.clone();
+        let (edge, access_log) = (edge.clone(), access_log.clone());
         servers.spawn(server::serve(
             listener,
             shutdown.clone(),
             ZeroCopy::Enabled(edge.metrics.sendfile_bytes.clone()),
             move |req, peer: SocketAddr| {
                 let edge = edge.clone();
-                async move { edge.handle(req, peer).await }
+                let logged = access_log.as_ref().map(|log| log.start(&req, peer));
+                async move {
+                    let response = edge.handle(req, peer).await;
+                    match logged {
+                        Some(logged) => logged.finish(response),
+                        None => response,
+                    }
+                }
             },
         ));
     }
@@ -157,5 +177,29 @@ pub async fn serve(
     {
         tracing::warn!("background cache fills still running at exit; they will be discarded");
     }
+    if let Some(log) = access_log {
+        // Responses still held by hyper are gone with their connections by now.
+        let _ = tokio::task::spawn_blocking(move || log.sync()).await;
+    }
     Ok(())
+}
+
+/// Reopens the access log on each `SIGUSR1` (after logrotate renamed it), as nginx does.
+async fn reopen_on_sigusr1(log: AccessLog, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(usr1) => usr1,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGUSR1: the access log will not be reopened");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            received = usr1.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        let log = log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.reopen()).await;
+    }
 }
