@@ -317,3 +317,53 @@ fn an_access_log_that_cannot_be_opened_stops_the_start_with_its_path() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_log_that_cannot_keep_up_loses_counted_lines_never_requests() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let origin = origin()
+        .route("/x", Reply::ok("x").header("cache-control", "max-age=600"))
+        .start()
+        .await;
+    let dir = temp_dir("access-log");
+    // A FIFO that is opened for reading (so the edge can open it) and never read: once
+    // its 64 KiB buffer is full, every write to it blocks, like a disk that stopped.
+    let fifo = dir.path().join("access.fifo");
+    let c_path = std::ffi::CString::new(path_str(&fifo)).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let edge = EdgeProcess::spawn(&["--origin", &origin.url(), "--access-log", path_str(&fifo)]);
+    let client = Client::default();
+
+    // 8 KiB request targets: 1,500 requests make ~12 MiB of lines, more than the FIFO's
+    // buffer and the writer's 4 MiB queue together.
+    let long = "q".repeat(8 << 10);
+    let url = edge.url(&format!("/x?{long}"));
+    for _ in 0..1500 {
+        let got = client.get(&url, &[]).await;
+        assert_eq!((got.status.as_u16(), &got.body[..]), (200, &b"x"[..]));
+    }
+    let metrics = client
+        .get(&format!("http://{}/metrics", edge.admin), &[])
+        .await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("meridian_edge_access_log_dropped_total "))
+        .expect("the dropped-lines counter is exported")
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "lines beyond the queue are counted as dropped");
+    // Nor does a stuck log hold the edge at shutdown.
+    let mut edge = edge;
+    let status = edge.terminate_within(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM with a stuck access log: {status:?}"
+    );
+}

@@ -29,7 +29,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -48,6 +48,8 @@ const BATCH_BYTES: usize = 64 << 10;
 const QUEUE_BATCHES: usize = 64;
 /// The longest a line waits in memory.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for the last lines to be written.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The access log could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +65,7 @@ pub struct AccessLogError {
 
 enum Message {
     Batch(Vec<u8>),
-    /// Reopen the file at its path (after a rename by logrotate).
+    /// Wakes the writer for a reopen ([`Shared::reopen`]).
     Reopen,
     /// Acknowledge once every line logged before this is written and flushed.
     Sync(mpsc::Sender<()>),
@@ -90,6 +92,8 @@ impl Batch {
 struct Shared {
     batch: Mutex<Batch>,
     dropped: Arc<AtomicU64>,
+    /// Set by [`AccessLog::reopen`]; the writer reopens the file when it next runs.
+    reopen: AtomicBool,
 }
 
 impl Shared {
@@ -121,6 +125,7 @@ impl AccessLog {
         let shared = Arc::new(Shared {
             batch: Mutex::default(),
             dropped,
+            reopen: AtomicBool::new(false),
         });
         let (writer, messages) = mpsc::sync_channel(QUEUE_BATCHES);
         let path = path.to_path_buf();
@@ -132,17 +137,25 @@ impl AccessLog {
         Ok(AccessLog { shared, writer })
     }
 
-    /// Reopens the file at its path once the lines logged so far are written. Blocks while
-    /// the writer's queue is full: call it from a blocking context.
+    /// Reopens the file at its path once the lines logged so far are written. Never
+    /// blocks: a writer that is behind reopens when it catches up.
     pub fn reopen(&self) {
-        let _ = self.writer.send(Message::Reopen);
+        self.shared.reopen.store(true, Ordering::Relaxed);
+        let _ = self.writer.try_send(Message::Reopen);
     }
 
-    /// Returns once every line logged so far is written and flushed (at shutdown). Blocks.
+    /// Returns once every line logged so far is written and flushed, or after a few
+    /// seconds if the file does not take them (at shutdown: a stuck disk must not keep the
+    /// edge from exiting). Blocks.
     pub fn sync(&self) {
         let (done, wait) = mpsc::channel();
-        if self.writer.send(Message::Sync(done)).is_ok() {
-            let _ = wait.recv();
+        let written = match self.writer.try_send(Message::Sync(done)) {
+            Ok(()) => wait.recv_timeout(SYNC_TIMEOUT).is_ok(),
+            Err(TrySendError::Disconnected(_)) => true,
+            Err(TrySendError::Full(_)) => false,
+        };
+        if !written {
+            tracing::warn!("the access log is not keeping up; its last lines may be lost");
         }
     }
 
@@ -329,24 +342,26 @@ fn write_batches(messages: Receiver<Message>, shared: &Shared, file: File, path:
         failing: false,
     };
     loop {
-        match messages.recv_timeout(FLUSH_INTERVAL) {
-            Ok(Message::Batch(bytes)) => out.write(&bytes),
-            Ok(Message::Reopen) => {
-                out.write(&shared.take_batch());
-                out.flush();
-                match open_append(path) {
-                    Ok(file) => {
-                        out.file = BufWriter::with_capacity(BATCH_BYTES, file);
-                        out.failing = false;
-                        tracing::info!(path = %path.display(), "access log reopened");
-                    }
-                    Err(error) => tracing::error!(
-                        %error,
-                        path = %path.display(),
-                        "cannot reopen the access log; still writing to the old file"
-                    ),
+        let message = messages.recv_timeout(FLUSH_INTERVAL);
+        if shared.reopen.swap(false, Ordering::Relaxed) {
+            out.write(&shared.take_batch());
+            out.flush();
+            match open_append(path) {
+                Ok(file) => {
+                    out.file = BufWriter::with_capacity(BATCH_BYTES, file);
+                    out.failing = false;
+                    tracing::info!(path = %path.display(), "access log reopened");
                 }
+                Err(error) => tracing::error!(
+                    %error,
+                    path = %path.display(),
+                    "cannot reopen the access log; still writing to the old file"
+                ),
             }
+        }
+        match message {
+            Ok(Message::Batch(bytes)) => out.write(&bytes),
+            Ok(Message::Reopen) => {}
             Ok(Message::Sync(done)) => {
                 out.write(&shared.take_batch());
                 out.flush();

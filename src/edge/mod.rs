@@ -199,7 +199,6 @@ async fn reopen_on_sigusr1(log: AccessLog, shutdown: CancellationToken) {
             received = usr1.recv() => if received.is_none() { return },
             () = shutdown.cancelled() => return,
         }
-        let log = log.clone();
-        let _ = tokio::task::spawn_blocking(move || log.reopen()).await;
+        log.reopen();
     }
 }
