@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use meridian::edge::{self, EdgeConfig, parse_size, route::OriginSpec};
+use meridian::edge::{self, EdgeConfig, Listeners, parse_size, route::OriginSpec, tls::CertFiles};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -61,6 +61,13 @@ struct Args {
     /// status and seconds taken; SIGUSR1 reopens it (for logrotate).
     #[arg(long)]
     access_log: Option<PathBuf>,
+    /// Address to serve HTTPS on (repeatable; port 0 picks a free port); needs --tls-cert.
+    #[arg(long)]
+    tls_listen: Vec<SocketAddr>,
+    /// Certificate chain and key for HTTPS, as CERT.pem:KEY.pem (repeatable); each client
+    /// gets the first one valid for the name it asks for (SNI), else the first.
+    #[arg(long)]
+    tls_cert: Vec<CertFiles>,
 }
 
 fn edge_name(text: &str) -> Result<String, String> {
@@ -118,6 +125,7 @@ fn main() -> anyhow::Result<()> {
         origin_connect_timeout: Duration::from_secs(args.origin_connect_timeout),
         origin_response_timeout: Duration::from_secs(args.origin_timeout),
         access_log: args.access_log,
+        tls_certs: args.tls_cert,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -125,22 +133,30 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
+        let mut listeners = Listeners::default();
         for addr in &args.listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding --listen {addr}"))?;
             tracing::info!("listening on {}", listener.local_addr()?);
-            listeners.push(listener);
+            listeners.http.push(listener);
+        }
+        for addr in &args.tls_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --tls-listen {addr}"))?;
+            tracing::info!("listening for HTTPS on {}", listener.local_addr()?);
+            listeners.https.push(listener);
         }
         let admin = tokio::net::TcpListener::bind(args.admin)
             .await
             .with_context(|| format!("binding --admin {}", args.admin))?;
         tracing::info!("admin listening on {}", admin.local_addr()?);
+        listeners.admin = Some(admin);
 
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        edge::run(config, listeners, Some(admin), shutdown).await?;
+        edge::run(config, listeners, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     })

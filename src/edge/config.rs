@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::edge::route::OriginSpec;
+use crate::edge::tls::CertFiles;
 
 /// Everything `edge::run` needs besides its bound sockets.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct EdgeConfig {
     pub origin_response_timeout: Duration,
     /// `--access-log FILE`: one line per client request ([`crate::edge::access_log`]).
     pub access_log: Option<PathBuf>,
+    /// `--tls-cert` pairs for the `--tls-listen` listeners ([`crate::edge::tls`]).
+    pub tls_certs: Vec<CertFiles>,
 }
 
 impl Default for EdgeConfig {
@@ -48,6 +51,7 @@ impl Default for EdgeConfig {
             origin_connect_timeout: Duration::from_secs(3),
             origin_response_timeout: Duration::from_secs(30),
             access_log: None,
+            tls_certs: Vec::new(),
         }
     }
 }

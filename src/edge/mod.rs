@@ -18,6 +18,7 @@
 //!   [`metrics`]: every edge counter name.
 //! - [`zero_copy`]: `sendfile` of disk-tier bodies on HTTP/1.x connections, under hyper.
 //! - [`access_log`]: one line per client request (`--access-log`), reopened on `SIGUSR1`.
+//! - [`tls`]: HTTPS for clients (`--tls-listen`, `--tls-cert`), certificates chosen by SNI.
 //!
 //! The binary parses flags and binds sockets; [`run`] does the rest until the shutdown
 //! token is cancelled, then drains connections.
@@ -33,6 +34,7 @@ pub mod proxy;
 pub mod range;
 pub mod route;
 pub mod server;
+pub mod tls;
 pub mod zero_copy;
 pub mod zones;
 
@@ -51,7 +53,8 @@ use crate::edge::cache::{Cache, CacheError};
 use crate::edge::origin::{OriginClient, OriginTlsError};
 use crate::edge::proxy::Edge;
 use crate::edge::route::Router;
-use crate::edge::server::ZeroCopy;
+use crate::edge::server::{Transport, ZeroCopy};
+use crate::edge::tls::TlsError;
 use crate::edge::zones::ZonesError;
 
 /// Why the edge could not start.
@@ -65,6 +68,10 @@ pub enum EdgeError {
     Zones(#[from] ZonesError),
     #[error(transparent)]
     AccessLog(#[from] AccessLogError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("--tls-listen needs at least one --tls-cert CERT.pem:KEY.pem")]
+    TlsWithoutCert,
     #[error("a startup task failed: {0}")]
     Task(String),
 }
@@ -98,18 +105,29 @@ pub async fn build(config: &EdgeConfig) -> Result<Arc<Edge>, EdgeError> {
     )))
 }
 
+/// The sockets the edge serves, already bound.
+#[derive(Default)]
+pub struct Listeners {
+    /// Plain HTTP (`--listen`).
+    pub http: Vec<TcpListener>,
+    /// HTTPS (`--tls-listen`), with the certificates of `EdgeConfig::tls_certs`.
+    pub https: Vec<TcpListener>,
+    /// The admin endpoints (`--admin`).
+    pub admin: Option<TcpListener>,
+}
+
 /// Runs the edge on already-bound listeners until `shutdown` is cancelled, then drains.
 pub async fn run(
     config: EdgeConfig,
-    listeners: Vec<TcpListener>,
-    admin: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), EdgeError> {
     let edge = build(&config).await?;
-    serve(edge, &config, listeners, admin, shutdown).await
+    serve_all(edge, &config, listeners, shutdown).await
 }
 
-/// Serves a built edge (see [`build`]); tests use it to reach the edge's state.
+/// Serves a built edge (see [`build`]) on plain HTTP listeners; tests use it to reach the
+/// edge's state.
 pub async fn serve(
     edge: Arc<Edge>,
     config: &EdgeConfig,
@@ -117,6 +135,26 @@ pub async fn serve(
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), EdgeError> {
+    let listeners = Listeners {
+        http: listeners,
+        https: Vec::new(),
+        admin,
+    };
+    serve_all(edge, config, listeners, shutdown).await
+}
+
+/// Serves a built edge on every kind of listener until `shutdown` is cancelled.
+pub async fn serve_all(
+    edge: Arc<Edge>,
+    config: &EdgeConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), EdgeError> {
+    let tls = match (listeners.https.is_empty(), config.tls_certs.is_empty()) {
+        (true, _) => None,
+        (false, true) => return Err(EdgeError::TlsWithoutCert),
+        (false, false) => Some(tls::acceptor(&config.tls_certs)?),
+    };
     let _watcher = match &config.zones_dir {
         Some(dir) => Some(zones::watch_and_reload(dir, edge.clone())?),
         None => None,
@@ -130,12 +168,21 @@ pub async fn serve(
         None => None,
     };
     let mut servers = JoinSet::new();
-    for listener in listeners {
+    let plain = Transport::Plain(ZeroCopy::Enabled(edge.metrics.sendfile_bytes.clone()));
+    let mut client_listeners: Vec<(TcpListener, Transport)> = (listeners.http.into_iter())
+        .map(|listener| (listener, plain.clone()))
+        .collect();
+    if let Some(tls) = tls {
+        client_listeners.extend(
+            (listeners.https.into_iter()).map(|listener| (listener, Transport::Tls(tls.clone()))),
+        );
+    }
+    for (listener, transport) in client_listeners {
         let (edge, access_log) = (edge.clone(), access_log.clone());
         servers.spawn(server::serve(
             listener,
             shutdown.clone(),
-            ZeroCopy::Enabled(edge.metrics.sendfile_bytes.clone()),
+            transport,
             move |req, peer: SocketAddr| {
                 let edge = edge.clone();
                 let logged = access_log.as_ref().map(|log| log.start(&req, peer));
@@ -149,7 +196,7 @@ pub async fn serve(
             },
         ));
     }
-    if let Some(listener) = admin {
+    if let Some(listener) = listeners.admin {
         let required = listener
             .local_addr()
             .map(|a| !a.ip().is_loopback())

@@ -4,8 +4,10 @@
 //! cancelled; then it stops accepting, lets in-flight requests finish (up to a grace
 //! period) and returns. Knows nothing of caching.
 //!
-//! Every connection is a [`ZeroCopyIo`]; with [`ZeroCopy::Enabled`], each HTTP/1.x request
-//! carries the connection's [`FileSender`] in its extensions (HTTP/2 requests never do).
+//! A plain connection is a [`ZeroCopyIo`]; with [`ZeroCopy::Enabled`], each HTTP/1.x request
+//! carries the connection's [`FileSender`] in its extensions (HTTP/2 requests never do). On
+//! a [`Transport::Tls`] listener each connection first completes a TLS handshake
+//! ([`crate::edge::tls`]), then is served the same way, without zero-copy sends.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::edge::body::Body;
@@ -34,8 +37,26 @@ pub enum ZeroCopy {
     Enabled(Arc<AtomicU64>),
 }
 
+/// What a listener's connections carry.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP (HTTP/1.x and h2c).
+    Plain(ZeroCopy),
+    /// HTTPS: a TLS handshake first, then HTTP/1.x or h2.
+    Tls(TlsAcceptor),
+}
+
+impl From<ZeroCopy> for Transport {
+    fn from(zero_copy: ZeroCopy) -> Transport {
+        Transport::Plain(zero_copy)
+    }
+}
+
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long in-flight connections get to finish after shutdown starts.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -44,12 +65,13 @@ pub const GRACE: Duration = Duration::from_secs(10);
 pub async fn serve<H, F>(
     listener: TcpListener,
     shutdown: CancellationToken,
-    zero_copy: ZeroCopy,
+    transport: impl Into<Transport>,
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let transport = transport.into();
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // A client that never finishes its request head is dropped (slowloris). A client that
@@ -76,33 +98,64 @@ pub async fn serve<H, F>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (io, sender) = match &zero_copy {
-            ZeroCopy::Enabled(counter) => {
-                let io = ZeroCopyIo::new(stream, counter.clone());
-                let sender = io.sender();
-                (io, sender)
-            }
-            ZeroCopy::Disabled => (ZeroCopyIo::new(stream, Arc::default()), None),
-        };
         let handler = handler.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            let handler = handler.clone();
-            if let Some(sender) = &sender
-                && req.version() < Version::HTTP_2
-            {
-                req.extensions_mut().insert::<FileSender>(sender.clone());
+        // Each request is handed to `handler`, HTTP/1.x ones with the connection's sender.
+        let service = move |sender: Option<FileSender>| {
+            service_fn(move |mut req: Request<Incoming>| {
+                let handler = handler.clone();
+                if let Some(sender) = &sender
+                    && req.version() < Version::HTTP_2
+                {
+                    req.extensions_mut().insert::<FileSender>(sender.clone());
+                }
+                async move { Ok::<_, Infallible>(handler(req, peer).await) }
+            })
+        };
+        match &transport {
+            Transport::Plain(zero_copy) => {
+                let (io, sender) = match zero_copy {
+                    ZeroCopy::Enabled(counter) => {
+                        let io = ZeroCopyIo::new(stream, counter.clone());
+                        let sender = io.sender();
+                        (io, sender)
+                    }
+                    ZeroCopy::Disabled => (ZeroCopyIo::new(stream, Arc::default()), None),
+                };
+                let connection = builder
+                    .serve_connection(TokioIo::new(io), service(sender))
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, %peer, "connection ended with an error");
+                    }
+                });
             }
-            async move { Ok::<_, Infallible>(handler(req, peer).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
+            Transport::Tls(acceptor) => {
+                let (acceptor, builder, watcher) =
+                    (acceptor.clone(), builder.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    let handshake = acceptor.accept(stream);
+                    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder
+                        .serve_connection(TokioIo::new(tls), service(None))
+                        .into_owned();
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%error, %peer, "connection ended with an error");
+                    }
+                });
             }
-        });
+        }
     }
     drop(listener);
     if tokio::time::timeout(GRACE, graceful.shutdown())

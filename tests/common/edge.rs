@@ -180,6 +180,8 @@ pub struct EdgeProcess {
     child: Child,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The first `--tls-listen` address, when it has one.
+    pub https: Option<SocketAddr>,
 }
 
 impl EdgeProcess {
@@ -217,7 +219,7 @@ impl EdgeProcess {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (mut addr, mut admin) = (None, None);
+        let (mut addr, mut admin, mut https) = (None, None, None);
         while addr.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
@@ -228,6 +230,15 @@ impl EdgeProcess {
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|a| a.parse::<SocketAddr>().ok());
+            // HTTPS listeners are bound (and logged) before the admin one.
+            if let Some(found) = line
+                .split("listening for HTTPS on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+            {
+                https.get_or_insert(found);
+            }
             if let Some(found) = found {
                 if line.contains("admin listening on") {
                     admin = Some(found);
@@ -240,6 +251,7 @@ impl EdgeProcess {
             child,
             addr: addr.unwrap(),
             admin: admin.unwrap(),
+            https,
         };
         process.wait_ready();
         process
