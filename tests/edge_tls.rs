@@ -210,3 +210,104 @@ fn bad_certificate_arguments_stop_the_start_and_say_which_file() {
     let error = start_error(&["--tls-cert", "only-one-path.pem"]);
     assert!(error.contains("CERT.pem:KEY.pem"), "{error}");
 }
+
+/// The value of an edge counter from its admin `/metrics`.
+async fn counter(edge: &EdgeProcess, name: &str) -> u64 {
+    let metrics = common::edge::Client::default()
+        .get(&format!("http://{}/metrics", edge.admin), &[])
+        .await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("meridian_edge_{name} ")))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+async fn wait_for_counter(edge: &EdgeProcess, name: &str, at_least: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter(edge, name).await < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never reached {at_least}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_renewed_certificates_and_a_bad_one_keeps_the_old() {
+    let origin = origin()
+        .route("/x", Reply::ok("x").header("cache-control", "max-age=600"))
+        .start()
+        .await;
+    let dir = temp_dir("tls");
+    let ca = certificates(dir.path());
+    let edge = EdgeProcess::spawn(&[
+        "--origin",
+        &origin.url(),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pair(dir.path(), "a.pem", "a.key"),
+    ]);
+    let https = edge.https.unwrap();
+    let client = connector(&ca, &[b"http/1.1"]);
+    let pid = edge.pid().to_string();
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    assert!(get(&client, https, "img.b.test", "/x").await.is_err());
+
+    // "Renewal": a.pem/a.key now hold the *.b.test certificate.
+    std::fs::copy(dir.path().join("b.pem"), dir.path().join("a.pem")).unwrap();
+    std::fs::copy(dir.path().join("b.key"), dir.path().join("a.key")).unwrap();
+    hup();
+    wait_for_counter(&edge, "tls_reloads_total", 1).await;
+    let (_, status, _, _) = get(&client, https, "img.b.test", "/x").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    // A broken edit is refused and the certificate in use stays.
+    std::fs::write(dir.path().join("a.pem"), "not a certificate").unwrap();
+    hup();
+    wait_for_counter(&edge, "tls_reload_failures_total", 1).await;
+    let (_, status, _, _) = get(&client, https, "img.b.test", "/x").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(counter(&edge, "tls_reloads_total").await, 1);
+}
+
+#[tokio::test]
+async fn sighup_without_https_does_not_stop_the_edge() {
+    let origin = origin()
+        .route("/x", Reply::ok("x").header("cache-control", "max-age=600"))
+        .start()
+        .await;
+    let edge = EdgeProcess::spawn(&["--origin", &origin.url()]);
+    let client = common::edge::Client::default();
+    assert_eq!(
+        client.get(&edge.url("/x"), &[]).await.status,
+        StatusCode::OK
+    );
+    let pid = edge.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Still serving afterwards (a default SIGHUP would have ended the process).
+    let got = client.get(&edge.url("/x"), &[]).await;
+    assert_eq!((got.status, got.header("x-cache")), (StatusCode::OK, "HIT"));
+    let mut edge = edge;
+    assert!(
+        edge.terminate().success(),
+        "exits cleanly on SIGTERM, not from the SIGHUP"
+    );
+}

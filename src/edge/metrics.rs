@@ -38,6 +38,8 @@ pub struct Metrics {
     pub unknown_host: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
+    pub tls_reloads_ok: AtomicU64,
+    pub tls_reloads_failed: AtomicU64,
     per_domain: Mutex<HashMap<String, Arc<DomainCounters>>>,
 }
 
@@ -80,7 +82,7 @@ impl Metrics {
 
     /// Prometheus text exposition; `gauges` are extra (name, help, value) lines.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
-        let counters: [(&str, &str, &AtomicU64); 18] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
             (
                 "requests_total",
                 "Client requests received.",
@@ -170,6 +172,16 @@ impl Metrics {
                 "config_reload_failures_total",
                 "Rejected cdn.toml edits (old config kept).",
                 &self.reloads_failed,
+            ),
+            (
+                "tls_reloads_total",
+                "TLS certificate reloads (SIGHUP) that took effect.",
+                &self.tls_reloads_ok,
+            ),
+            (
+                "tls_reload_failures_total",
+                "TLS certificate reloads refused (old certificates kept).",
+                &self.tls_reloads_failed,
             ),
         ];
         let mut out = String::new();

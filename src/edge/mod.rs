@@ -150,11 +150,13 @@ pub async fn serve_all(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), EdgeError> {
-    let tls = match (listeners.https.is_empty(), config.tls_certs.is_empty()) {
+    let certificates = match (listeners.https.is_empty(), config.tls_certs.is_empty()) {
         (true, _) => None,
         (false, true) => return Err(EdgeError::TlsWithoutCert),
-        (false, false) => Some(tls::acceptor(&config.tls_certs)?),
+        (false, false) => Some(Arc::new(tls::Certificates::load(&config.tls_certs)?)),
     };
+    let tls = certificates.as_ref().map(|c| c.acceptor()).transpose()?;
+    reload_on_sighup(certificates, edge.clone(), shutdown.clone());
     let _watcher = match &config.zones_dir {
         Some(dir) => Some(zones::watch_and_reload(dir, edge.clone())?),
         None => None,
@@ -162,7 +164,7 @@ pub async fn serve_all(
     let access_log = match &config.access_log {
         Some(path) => {
             let log = AccessLog::open(path, edge.metrics.access_log_dropped.clone())?;
-            tokio::spawn(reopen_on_sigusr1(log.clone(), shutdown.clone()));
+            reopen_on_sigusr1(log.clone(), shutdown.clone());
             Some(log)
         }
         None => None,
@@ -231,8 +233,52 @@ pub async fn serve_all(
     Ok(())
 }
 
+/// Reloads the TLS certificates on each `SIGHUP` (renewed certificates, as `nginx -s
+/// reload`); a bad file keeps the old ones. Without HTTPS there is nothing to reload
+/// (`cdn.toml` is reloaded when it changes), but `SIGHUP` still does not stop the edge.
+fn reload_on_sighup(
+    certificates: Option<Arc<tls::Certificates>>,
+    edge: Arc<Edge>,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(hup) => hup,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGHUP: TLS certificates will not be reloaded");
+            return;
+        }
+    };
+    // Registered before this returns (before any listener is served), spawned from here.
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                received = hup.recv() => if received.is_none() { return },
+                () = shutdown.cancelled() => return,
+            }
+            let Some(reloading) = certificates.clone() else {
+                tracing::info!(
+                    "SIGHUP: no TLS certificates to reload (cdn.toml reloads on change)"
+                );
+                continue;
+            };
+            match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                Ok(Ok(())) => {
+                    metrics::inc(&edge.metrics.tls_reloads_ok);
+                    tracing::info!("TLS certificates reloaded");
+                }
+                Ok(Err(error)) => {
+                    metrics::inc(&edge.metrics.tls_reloads_failed);
+                    tracing::error!(%error, "TLS certificates not reloaded; the old ones stay in use");
+                }
+                Err(error) => tracing::error!(%error, "TLS certificate reload failed"),
+            }
+        }
+    });
+}
+
 /// Reopens the access log on each `SIGUSR1` (after logrotate renamed it), as nginx does.
-async fn reopen_on_sigusr1(log: AccessLog, shutdown: CancellationToken) {
+fn reopen_on_sigusr1(log: AccessLog, shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut usr1 = match signal(SignalKind::user_defined1()) {
         Ok(usr1) => usr1,
@@ -241,11 +287,13 @@ async fn reopen_on_sigusr1(log: AccessLog, shutdown: CancellationToken) {
             return;
         }
     };
-    loop {
-        tokio::select! {
-            received = usr1.recv() => if received.is_none() { return },
-            () = shutdown.cancelled() => return,
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                received = usr1.recv() => if received.is_none() { return },
+                () = shutdown.cancelled() => return,
+            }
+            log.reopen();
         }
-        log.reopen();
-    }
+    });
 }

@@ -6,9 +6,12 @@
 //! one (a client without SNI, or a name no certificate covers, sees that one and its
 //! browser warns, as with nginx's default server). ALPN offers h2 and http/1.1.
 //!
-//! Certificates and keys are read once at start; a file that does not parse, or a key that
-//! does not belong to its certificate, stops the start with the file's path. TLS
-//! connections never get zero-copy sends: their bytes are encrypted in user space.
+//! Certificates and keys are read at start, and again on `SIGHUP` (renewed certificates
+//! without a restart; connections already open keep theirs). At start, a file that does
+//! not parse, or a key that does not belong to its certificate, stops the start with the
+//! file's path; on a reload it is logged and every old certificate stays in use: a bad
+//! edit never replaces good ones. TLS connections never get zero-copy sends: their bytes
+//! are encrypted in user space.
 
 use std::fmt;
 use std::io::BufReader;
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::client::verify_server_name;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -63,23 +67,59 @@ fn tls_error(path: &Path, why: impl fmt::Display) -> TlsError {
     }
 }
 
-/// A TLS acceptor serving `files` (at least one), chosen by SNI.
-pub fn acceptor(files: &[CertFiles]) -> Result<TlsAcceptor, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut keys = Vec::with_capacity(files.len());
-    for pair in files {
-        keys.push(Arc::new(load(pair, &provider)?));
+/// The certificates in use, reloadable from their files.
+#[derive(Debug)]
+pub struct Certificates {
+    files: Vec<CertFiles>,
+    provider: Arc<CryptoProvider>,
+    keys: ArcSwap<Vec<Arc<CertifiedKey>>>,
+}
+
+impl Certificates {
+    /// Reads every pair of `files` (at least one).
+    pub fn load(files: &[CertFiles]) -> Result<Certificates, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let keys = load_all(files, &provider)?;
+        Ok(Certificates {
+            files: files.to_vec(),
+            provider,
+            keys: ArcSwap::from_pointee(keys),
+        })
     }
-    if keys.is_empty() {
+
+    /// Reads the files again and uses them for new connections; on any error, keeps every
+    /// certificate in use and says which file is wrong.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let keys = load_all(&self.files, &self.provider)?;
+        self.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// A TLS acceptor serving these certificates, chosen by SNI.
+    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(&self.files[0].cert, e))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(BySni {
+                certificates: self.clone(),
+            }));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+fn load_all(
+    files: &[CertFiles],
+    provider: &CryptoProvider,
+) -> Result<Vec<Arc<CertifiedKey>>, TlsError> {
+    if files.is_empty() {
         return Err(tls_error(Path::new("--tls-cert"), "none given"));
     }
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(&files[0].cert, e))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { keys }));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    files
+        .iter()
+        .map(|pair| load(pair, provider).map(Arc::new))
+        .collect()
 }
 
 fn load(pair: &CertFiles, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
@@ -110,23 +150,24 @@ fn load(pair: &CertFiles, provider: &CryptoProvider) -> Result<CertifiedKey, Tls
 /// Picks the first certificate valid for the client's SNI name, else the first one.
 #[derive(Debug)]
 struct BySni {
-    keys: Vec<Arc<CertifiedKey>>,
+    certificates: Arc<Certificates>,
 }
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let keys = self.certificates.keys.load();
         let chosen = hello
             .server_name()
             .and_then(|name| ServerName::try_from(name).ok())
             .and_then(|name| {
-                self.keys.iter().find(|key| {
+                keys.iter().find(|key| {
                     key.end_entity_cert()
                         .ok()
                         .and_then(|leaf| ParsedCertificate::try_from(leaf).ok())
                         .is_some_and(|leaf| verify_server_name(&leaf, &name).is_ok())
                 })
             });
-        chosen.or_else(|| self.keys.first()).cloned()
+        chosen.or_else(|| keys.first()).cloned()
     }
 }
 
