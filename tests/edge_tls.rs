@@ -311,3 +311,65 @@ async fn sighup_without_https_does_not_stop_the_edge() {
         "exits cleanly on SIGTERM, not from the SIGHUP"
     );
 }
+
+#[tokio::test]
+async fn the_origin_hears_the_clients_scheme_and_can_vary_on_it() {
+    let origin = origin()
+        .route(
+            "/page",
+            Reply::ok("page")
+                .header("cache-control", "max-age=600")
+                .header("vary", "X-Forwarded-Proto"),
+        )
+        .start()
+        .await;
+    let dir = temp_dir("tls");
+    let ca = certificates(dir.path());
+    let edge = EdgeProcess::spawn(&[
+        "--origin",
+        &origin.url(),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pair(dir.path(), "a.pem", "a.key"),
+    ]);
+    let plain = common::edge::Client::default();
+    let https = connector(&ca, &[b"http/1.1"]);
+    let plain_get = |spoof: bool| {
+        let (plain, url) = (plain.clone(), edge.url("/page"));
+        async move {
+            let mut headers = vec![("host", "a.test")];
+            if spoof {
+                headers.push(("x-forwarded-proto", "https"));
+            }
+            plain
+                .get(&url, &headers)
+                .await
+                .header("x-cache")
+                .to_string()
+        }
+    };
+
+    assert_eq!(plain_get(false).await, "MISS");
+    let (_, _, x_cache, _) = get(&https, edge.https.unwrap(), "a.test", "/page")
+        .await
+        .unwrap();
+    assert_eq!(x_cache, "MISS", "the HTTPS variant is its own");
+    let (_, _, x_cache, _) = get(&https, edge.https.unwrap(), "a.test", "/page")
+        .await
+        .unwrap();
+    assert_eq!(x_cache, "HIT");
+    // A plain-HTTP client claiming https is still the http variant.
+    assert_eq!(plain_get(true).await, "HIT");
+
+    let schemes: Vec<String> = origin
+        .seen("/page")
+        .iter()
+        .map(|seen| {
+            let values: Vec<_> = seen.headers.get_all("x-forwarded-proto").iter().collect();
+            assert_eq!(values.len(), 1, "one X-Forwarded-Proto, the edge's");
+            values[0].to_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(schemes, ["http", "https"]);
+}

@@ -43,6 +43,8 @@ pub use config::{EdgeConfig, parse_size};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::HeaderValue;
+use http::header::HeaderName;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +58,8 @@ use crate::edge::route::Router;
 use crate::edge::server::{Transport, ZeroCopy};
 use crate::edge::tls::TlsError;
 use crate::edge::zones::ZonesError;
+
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -181,11 +185,19 @@ pub async fn serve_all(
     }
     for (listener, transport) in client_listeners {
         let (edge, access_log) = (edge.clone(), access_log.clone());
+        // The scheme the client used, for the origin (and for `Vary: X-Forwarded-Proto`);
+        // whatever the client itself sent in this field is replaced.
+        let scheme = HeaderValue::from_static(match transport {
+            Transport::Plain(_) => "http",
+            Transport::Tls(_) => "https",
+        });
         servers.spawn(server::serve(
             listener,
             shutdown.clone(),
             transport,
-            move |req, peer: SocketAddr| {
+            move |mut req: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
+                req.headers_mut()
+                    .insert(X_FORWARDED_PROTO.clone(), scheme.clone());
                 let edge = edge.clone();
                 let logged = access_log.as_ref().map(|log| log.start(&req, peer));
                 async move {

@@ -675,6 +675,7 @@ impl Edge {
     }
 
     /// Request fields for the origin: hop-by-hop removed; X-Forwarded-For, Via, CDN-Loop.
+    /// (X-Forwarded-Proto is already set, by the listener: [`crate::edge::serve_all`].)
     fn forward_headers(
         &self,
         incoming: &HeaderMap,
