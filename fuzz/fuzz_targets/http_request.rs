@@ -2,12 +2,13 @@
 //! connection out, never a panic or a hang. Run with `cargo +nightly fuzz run http_request`
 //! from the repository root (seed inputs: `fuzz/corpus/http_request/`).
 //!
-//! One real `meridian-edge` runs in-process on loopback, with a disk cache, in front of a
-//! small origin that answers every path with something cacheable (or not: `no-store`,
-//! `Vary`, stale-while-revalidate, 304s to validators, ranges, errors), so that inputs reach
-//! hits, misses, revalidation, ranges, slices (`big.fuzz`, `large-files`), purges by
-//! unsafe methods and both HTTP/1.x and h2c. Each input is written on a fresh connection,
-//! the write side is closed, and whatever comes back is read to the end.
+//! One real `meridian-edge` runs in-process on loopback, with a disk cache and an access
+//! log, in front of a small origin that answers every path with something cacheable (or
+//! not: `no-store`, `Vary`, stale-while-revalidate, 304s to validators, ranges, errors),
+//! so that inputs reach hits, misses, revalidation, ranges, slices (`big.fuzz`,
+//! `large-files`), purges by unsafe methods, the access log's escaping, and both HTTP/1.x
+//! and h2c. Each input is written on a fresh connection, the write side is closed, and
+//! whatever comes back is read to the end.
 //! Every 64 inputs a known request must still get its known body (the edge stays usable).
 #![no_main]
 
@@ -67,6 +68,8 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
             disk_cache_bytes: 64 << 20,
             slice_bytes: 64 << 10,
             origin_response_timeout: Duration::from_secs(2),
+            // Every line is formatted and escaped; none is kept.
+            access_log: Some("/dev/null".into()),
             ..EdgeConfig::default()
         };
         let edge = meridian::edge::build(&config).await.expect("edge");
