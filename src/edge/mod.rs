@@ -40,12 +40,14 @@ pub mod zones;
 
 pub use config::{EdgeConfig, parse_size};
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::HeaderValue;
 use http::header::HeaderName;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -253,26 +255,15 @@ fn reload_on_sighup(
     edge: Arc<Edge>,
     shutdown: CancellationToken,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(hup) => hup,
-        Err(error) => {
-            tracing::error!(%error, "cannot watch SIGHUP: TLS certificates will not be reloaded");
-            return;
-        }
-    };
-    // Registered before this returns (before any listener is served), spawned from here.
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                received = hup.recv() => if received.is_none() { return },
-                () = shutdown.cancelled() => return,
-            }
-            let Some(reloading) = certificates.clone() else {
+    let unwatched = "SIGHUP: TLS certificates will not be reloaded";
+    on_signal(SignalKind::hangup(), unwatched, shutdown, move || {
+        let (certificates, edge) = (certificates.clone(), edge.clone());
+        async move {
+            let Some(reloading) = certificates else {
                 tracing::info!(
                     "SIGHUP: no TLS certificates to reload (cdn.toml reloads on change)"
                 );
-                continue;
+                return;
             };
             match tokio::task::spawn_blocking(move || reloading.reload()).await {
                 Ok(Ok(())) => {
@@ -291,21 +282,40 @@ fn reload_on_sighup(
 
 /// Reopens the access log on each `SIGUSR1` (after logrotate renamed it), as nginx does.
 fn reopen_on_sigusr1(log: AccessLog, shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut usr1 = match signal(SignalKind::user_defined1()) {
-        Ok(usr1) => usr1,
+    let unwatched = "SIGUSR1: the access log will not be reopened";
+    on_signal(
+        SignalKind::user_defined1(),
+        unwatched,
+        shutdown,
+        move || {
+            log.reopen();
+            std::future::ready(())
+        },
+    );
+}
+
+/// Runs `action` on each signal of `kind` until `shutdown`. The handler is registered
+/// before this returns, so before any listener is served: a signal that early cannot end
+/// the process. `unwatched` names the signal and what is lost if it cannot be watched.
+fn on_signal<A, F>(kind: SignalKind, unwatched: &str, shutdown: CancellationToken, mut action: A)
+where
+    A: FnMut() -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let mut signals = match signal(kind) {
+        Ok(signals) => signals,
         Err(error) => {
-            tracing::error!(%error, "cannot watch SIGUSR1: the access log will not be reopened");
+            tracing::error!(%error, "cannot watch {unwatched}");
             return;
         }
     };
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                received = usr1.recv() => if received.is_none() { return },
+                received = signals.recv() => if received.is_none() { return },
                 () = shutdown.cancelled() => return,
             }
-            log.reopen();
+            action().await;
         }
     });
 }
