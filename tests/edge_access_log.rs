@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::edge::{Client, EdgeProcess, path_str, temp_dir};
+use common::edge::{Client, EdgeProcess, counter, path_str, temp_dir};
 use common::origin::{Reply, origin};
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -269,14 +269,7 @@ async fn sigusr1_reopens_a_log_that_logrotate_renamed() {
     client.get(&edge.url("/x?before"), &[]).await;
     wait_for_lines(&log, 1);
     std::fs::rename(&log, &rotated).unwrap();
-    let pid = edge.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-USR1", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(edge.signal("USR1"));
     // The reopen creates the file at the configured path.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !log.exists() {
@@ -348,16 +341,7 @@ async fn a_log_that_cannot_keep_up_loses_counted_lines_never_requests() {
         let got = client.get(&url, &[]).await;
         assert_eq!((got.status.as_u16(), &got.body[..]), (200, &b"x"[..]));
     }
-    let metrics = client
-        .get(&format!("http://{}/metrics", edge.admin), &[])
-        .await;
-    let text = String::from_utf8_lossy(&metrics.body);
-    let dropped: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("meridian_edge_access_log_dropped_total "))
-        .expect("the dropped-lines counter is exported")
-        .parse()
-        .unwrap();
+    let dropped = counter(edge.admin, "access_log_dropped_total").await;
     assert!(dropped > 0, "lines beyond the queue are counted as dropped");
     // Nor does a stuck log hold the edge at shutdown.
     let mut edge = edge;

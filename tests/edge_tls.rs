@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::edge::{EdgeProcess, path_str, temp_dir};
+use common::edge::{EdgeProcess, counter, path_str, temp_dir};
 use common::origin::{Reply, origin};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -211,22 +211,9 @@ fn bad_certificate_arguments_stop_the_start_and_say_which_file() {
     assert!(error.contains("CERT.pem:KEY.pem"), "{error}");
 }
 
-/// The value of an edge counter from its admin `/metrics`.
-async fn counter(edge: &EdgeProcess, name: &str) -> u64 {
-    let metrics = common::edge::Client::default()
-        .get(&format!("http://{}/metrics", edge.admin), &[])
-        .await;
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("meridian_edge_{name} ")))
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-        .parse()
-        .unwrap()
-}
-
 async fn wait_for_counter(edge: &EdgeProcess, name: &str, at_least: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while counter(edge, name).await < at_least {
+    while counter(edge.admin, name).await < at_least {
         assert!(
             std::time::Instant::now() < deadline,
             "{name} never reached {at_least}"
@@ -253,16 +240,7 @@ async fn sighup_reloads_renewed_certificates_and_a_bad_one_keeps_the_old() {
     ]);
     let https = edge.https.unwrap();
     let client = connector(&ca, &[b"http/1.1"]);
-    let pid = edge.pid().to_string();
-    let hup = || {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
+    let hup = || assert!(edge.signal("HUP"));
     assert!(get(&client, https, "img.b.test", "/x").await.is_err());
 
     // "Renewal": a.pem/a.key now hold the *.b.test certificate.
@@ -279,7 +257,7 @@ async fn sighup_reloads_renewed_certificates_and_a_bad_one_keeps_the_old() {
     wait_for_counter(&edge, "tls_reload_failures_total", 1).await;
     let (_, status, _, _) = get(&client, https, "img.b.test", "/x").await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(counter(&edge, "tls_reloads_total").await, 1);
+    assert_eq!(counter(edge.admin, "tls_reloads_total").await, 1);
 }
 
 #[tokio::test]
@@ -294,14 +272,7 @@ async fn sighup_without_https_does_not_stop_the_edge() {
         client.get(&edge.url("/x"), &[]).await.status,
         StatusCode::OK
     );
-    let pid = edge.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(edge.signal("HUP"));
     // Still serving afterwards (a default SIGHUP would have ended the process).
     let got = client.get(&edge.url("/x"), &[]).await;
     assert_eq!((got.status, got.header("x-cache")), (StatusCode::OK, "HIT"));

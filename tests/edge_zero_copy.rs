@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::edge::{Client, TestEdge, temp_dir};
+use common::edge::{Client, TestEdge, counter, temp_dir};
 use common::origin::{Reply, generated_byte, origin};
 use http::StatusCode;
 use meridian::edge::EdgeConfig;
@@ -30,13 +30,8 @@ fn cacheable(len: u64) -> Reply {
 }
 
 /// `meridian_edge_sendfile_bytes_total` from the admin `/metrics`.
-async fn sendfile_bytes(client: &Client, edge: &TestEdge) -> u64 {
-    let metrics = client.get(&edge.admin_url("/metrics"), &[]).await;
-    let text = String::from_utf8_lossy(&metrics.body).to_string();
-    text.lines()
-        .find_map(|line| line.strip_prefix("meridian_edge_sendfile_bytes_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sendfile counter in /metrics:\n{text}"))
+async fn sendfile_bytes(edge: &TestEdge) -> u64 {
+    counter(edge.admin, "sendfile_bytes_total").await
 }
 
 #[tokio::test]
@@ -62,7 +57,7 @@ async fn large_hits_are_sent_with_sendfile_byte_for_byte() {
     }
     let small = client.get(&edge.url("/small.bin"), &[]).await;
     assert_eq!(small.body.len(), 1000);
-    let before = sendfile_bytes(&client, &edge).await;
+    let before = sendfile_bytes(&edge).await;
     assert_eq!(before, 0, "misses stream the fill, not sendfile");
 
     for len in sizes {
@@ -78,7 +73,7 @@ async fn large_hits_are_sent_with_sendfile_byte_for_byte() {
     assert_eq!(small.header("x-cache"), "HIT");
     assert_eq!(small.body, Bytes::from(generated(0, 1000)));
     assert_eq!(
-        sendfile_bytes(&client, &edge).await,
+        sendfile_bytes(&edge).await,
         sizes.iter().sum::<u64>(),
         "every large hit and nothing else went out with sendfile"
     );
@@ -114,7 +109,7 @@ async fn ranges_of_a_stored_body_are_sent_with_sendfile() {
         assert!(got.body == generated(start, end), "{range}: wrong bytes");
         expected_sent += end - start;
     }
-    assert_eq!(sendfile_bytes(&client, &edge).await, expected_sent);
+    assert_eq!(sendfile_bytes(&edge).await, expected_sent);
     assert_eq!(origin.count("/r.bin"), 1);
 }
 
@@ -271,7 +266,7 @@ async fn keep_alive_pipelined_and_head_requests_on_one_connection() {
         .map(|step| step.4.len() as u64)
         .sum::<u64>()
         + 4194304;
-    assert_eq!(sendfile_bytes(&client, &edge).await, 2 * bodies);
+    assert_eq!(sendfile_bytes(&edge).await, 2 * bodies);
     assert_eq!(origin.count("/big.bin"), 1);
 }
 
@@ -295,11 +290,11 @@ async fn h2c_hits_are_correct_and_do_not_use_sendfile() {
         assert!(body == generated(0, len), "h2 body differs");
     }
     let client = Client::default();
-    assert_eq!(sendfile_bytes(&client, &edge).await, 0);
+    assert_eq!(sendfile_bytes(&edge).await, 0);
     // The same hit over HTTP/1.1 does use it.
     let hit = client.get(&edge.url("/h2.bin"), &[]).await;
     assert!(hit.body == generated(0, len));
-    assert_eq!(sendfile_bytes(&client, &edge).await, len);
+    assert_eq!(sendfile_bytes(&edge).await, len);
     assert_eq!(origin.count("/h2.bin"), 1);
 }
 

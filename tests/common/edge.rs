@@ -273,19 +273,23 @@ impl EdgeProcess {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    /// Sends the signal `name` ("HUP", "USR1", "TERM") with kill(1); whether it was sent.
+    pub fn signal(&self, name: &str) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
     /// SIGTERM, then the exit status if the process exits within `limit`.
     pub fn terminate_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.signal("TERM");
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -298,8 +302,7 @@ impl EdgeProcess {
 
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.signal("TERM");
         self.child.wait().unwrap()
     }
 }
@@ -309,6 +312,18 @@ impl Drop for EdgeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Counter `meridian_edge_{name}` from the admin `/metrics` at `admin`.
+pub async fn counter(admin: SocketAddr, name: &str) -> u64 {
+    let metrics = Client::default()
+        .get(&format!("http://{admin}/metrics"), &[])
+        .await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("meridian_edge_{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no counter meridian_edge_{name} in /metrics:\n{text}"))
 }
 
 /// A fresh empty directory under the system temp dir, removed when dropped.
