@@ -7,7 +7,8 @@
 //! query  : dns::server (UDP/TCP sockets) -> dns::handler -> Snapshot (ArcSwap)
 //!             -> zone (authoritative lookup)      \-> gslb (pure selection)
 //!                                                     <- geo (client location) <- health (table)
-//! reload : reload (notify / SIGHUP / admin POST) -> snapshot::Snapshot::load -> ArcSwap::store
+//! reload : daemon::reload (notify / SIGHUP / admin POST) -> snapshot::Snapshot::load
+//!             -> ArcSwap::store (snapshot::Shared)
 //! health : health (one task per edge, hyper GET) -> health::Table (atomics)
 //! edge   : edge (hyper reverse proxy + RFC 9111 cache), its own binary
 //! ```
@@ -17,15 +18,14 @@
 //! - [`geo`]: GeoIP database + country centroids -> client location.
 //! - [`gslb`]: region policy + health + distance -> chosen edges. No I/O, no clock.
 //! - [`health`]: edge health checks and the shared health table.
-//! - [`snapshot`]: one immutable view of zones + CDN config + GeoIP, swapped whole.
-//! - [`reload`]: what triggers a reload and how it is applied.
+//! - [`snapshot`]: one immutable view of zones + CDN config + GeoIP, swapped whole, and
+//!   [`snapshot::Shared`], what every query reads (the current snapshot, counters, health).
 //! - [`dns`]: the wire: sockets, request parsing, EDNS/ECS, response encoding.
-//! - [`daemon`]: starting and stopping the whole DNS server (binary and tests alike).
-//! - [`admin`]: the DNS server's admin HTTP endpoints.
-//! - [`metrics`]: every metric name, in one place.
+//! - [`daemon`]: the DNS server's run-time (binary and tests alike): start and stop,
+//!   [`daemon::reload`] (what triggers a reload and how it is applied),
+//!   [`daemon::admin`] (its admin HTTP endpoints), [`daemon::metrics`] (every metric name).
 //! - [`edge`]: the caching edge (`meridian-edge`).
 
-pub mod admin;
 pub mod cdn;
 pub mod daemon;
 pub mod dns;
@@ -33,7 +33,5 @@ pub mod edge;
 pub mod geo;
 pub mod gslb;
 pub mod health;
-pub mod metrics;
-pub mod reload;
 pub mod snapshot;
 pub mod zone;

@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use hickory_proto::rr::LowerName;
 
 use crate::cdn::CdnConfig;
+use crate::daemon::metrics::Metrics;
+use crate::dns::transfer::TransferPolicy;
 use crate::geo::GeoDb;
-use crate::health::HealthView;
+use crate::health::{HealthTable, HealthView};
 use crate::zone::{ZoneErrors, ZoneSet};
 
 /// Where the data comes from: the command line's `--zones` and `--geoip`.
@@ -52,6 +55,23 @@ impl Sources {
                 || path.file_name().is_some_and(|n| n == "cdn.toml")))
             || included.iter().any(|f| f == path)
             || self.geoip.as_deref() == Some(path)
+    }
+}
+
+/// What the query path shares: the current snapshot, the counters and edge health.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub metrics: Metrics,
+    /// Edge health, outside the snapshot: it survives reloads.
+    pub health: Arc<HealthTable>,
+    /// Who may transfer zones (AXFR and IXFR over TCP, IXFR's SOA over UDP).
+    pub transfer: TransferPolicy,
+}
+
+impl Shared {
+    /// Changes whenever an edge's health changes (answer caches key on it).
+    pub fn health_generation(&self) -> u64 {
+        self.health.generation()
     }
 }
 

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use meridian::dns::Transport;
 use meridian::dns::handler::{Client, answer};
 use meridian::dns::transfer::{self, TransferPolicy};
-use meridian::metrics::Metrics;
+use meridian::daemon::metrics::Metrics;
 use meridian::snapshot::{Snapshot, Sources};
 
 static SNAPSHOTS: LazyLock<[Snapshot; 2]> = LazyLock::new(|| {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::metrics::ScheduledCount;
+use crate::daemon::metrics::ScheduledCount;
 
 /// Entries per worker before the cache starts over.
 const MAX_ENTRIES: usize = 100_000;

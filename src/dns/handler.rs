@@ -18,7 +18,7 @@ use super::cache::Cacheability;
 use super::{MAX_UDP_PAYLOAD, Transport};
 use super::{chaos, ecs};
 use crate::cdn::TargetMatch;
-use crate::metrics::{Metrics, ScheduledCount};
+use crate::daemon::metrics::{Metrics, ScheduledCount};
 use crate::snapshot::Snapshot;
 
 use super::schedule;

@@ -10,8 +10,8 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::ecs::ClientNet;
 use crate::cdn::{CdnConfig, Region};
+use crate::daemon::metrics::{Metrics, ScheduledCount};
 use crate::gslb::{ClientLocation, Family, select};
-use crate::metrics::{Metrics, ScheduledCount};
 use crate::snapshot::Snapshot;
 
 /// One scheduled step of a resolution.

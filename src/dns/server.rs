@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,32 +24,13 @@ use tokio_util::task::TaskTracker;
 use super::Transport;
 use super::cache::{AnswerCache, Counted};
 use super::handler::{self, Client};
-use super::transfer::{self, TransferPolicy};
-use crate::health::HealthTable;
-use crate::metrics::Metrics;
-use crate::snapshot::Snapshot;
+use super::transfer;
+use crate::snapshot::{Shared, Snapshot};
 
 /// How long a TCP connection may sit idle between queries (Knot's default).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a UDP worker looks up from `recv` to notice shutdown.
 const UDP_SHUTDOWN_CHECK: Duration = Duration::from_millis(200);
-
-/// What the query path shares: the current snapshot, the counters and edge health.
-pub struct Shared {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub metrics: Metrics,
-    /// Edge health, outside the snapshot: it survives reloads.
-    pub health: Arc<HealthTable>,
-    /// Who may transfer zones (AXFR and IXFR over TCP, IXFR's SOA over UDP).
-    pub transfer: TransferPolicy,
-}
-
-impl Shared {
-    /// Changes whenever an edge's health changes (answer caches key on it).
-    pub fn health_generation(&self) -> u64 {
-        self.health.generation()
-    }
-}
 
 /// Bound sockets, ready to serve. Binding is separate from serving so that callers (and
 /// tests) learn the real addresses of `:0` listens before the first query.

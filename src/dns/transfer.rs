@@ -27,7 +27,7 @@ use tokio::net::UdpSocket;
 
 use super::Transport;
 use super::tsig::{Rejected, Signer, TsigKey, Verified};
-use crate::metrics::Metrics;
+use crate::daemon::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::zone::Zone;
 

@@ -15,7 +15,7 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio_util::sync::CancellationToken;
 
-use crate::dns::server::Shared;
+use crate::snapshot::Shared;
 use crate::snapshot::{Snapshot, Sources};
 
 /// How long file events settle before a reload: an editor's write-rename-chmod, or an

@@ -25,8 +25,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::dns::server::Shared;
-use crate::reload::Reloader;
+use super::reload::Reloader;
+use crate::snapshot::Shared;
 
 /// What the admin endpoints read and act on.
 pub struct Admin {

@@ -6,6 +6,14 @@
 //! Used by the `meridian` binary and by in-process tests alike: [`start`] returns once
 //! every socket is bound (with the real addresses of `:0` listens) and the first snapshot is
 //! serving.
+//!
+//! The folder holds the rest of the DNS server's run-time: [`admin`] (its HTTP endpoints),
+//! [`metrics`] (every metric name) and [`reload`] (what triggers a reload and how it is
+//! applied).
+
+pub mod admin;
+pub mod metrics;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,14 +24,15 @@ use hickory_proto::rr::{Name, Record};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, Admin};
-use crate::dns::server::{Listeners, Shared, serve};
+use crate::dns::server::{Listeners, serve};
 use crate::dns::transfer::{self, TransferPolicy};
 use crate::dns::tsig::TsigKey;
 use crate::health::{HealthChecker, HealthTable};
-use crate::metrics::Metrics;
-use crate::reload::{AfterSwap, BeforeSwap, Reloader};
-use crate::snapshot::{LoadError, Snapshot, Sources};
+use crate::snapshot::{LoadError, Shared, Snapshot, Sources};
+
+use self::admin::Admin;
+use self::metrics::Metrics;
+use self::reload::{AfterSwap, BeforeSwap, Reloader};
 
 /// Everything the server needs to start.
 #[derive(Clone, Debug)]
@@ -250,7 +259,7 @@ fn health_status(table: &HealthTable) -> (serde_json::Value, String) {
             })
         })
         .collect();
-    let metrics = crate::metrics::render_health(table);
+    let metrics = metrics::render_health(table);
     (
         serde_json::json!({ "edges": edges, "health_generation": table.generation() }),
         metrics,
