@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::LowerName;
 
 use crate::cdn::CdnConfig;
 use crate::daemon::metrics::Metrics;
@@ -177,10 +176,7 @@ impl Snapshot {
             None
         };
         if let (Some(zones), Some(cfg)) = (&zones, &cdn) {
-            let served = zones
-                .find(&LowerName::from(&cfg.zone))
-                .is_some_and(|z| z.origin() == &cfg.zone);
-            if !served {
+            if zones.get_named(&cfg.zone).is_none() {
                 lines.push(format!(
                     "{}: [cdn] zone \"{}\" is not served: add a zone file with this origin to {}",
                     cdn_path.display(),

@@ -95,7 +95,7 @@ fn run(path: &Path) -> Result<(), String> {
 
     let qname =
         Name::from_str(&format!("{}.{}", sc.query, cfg.suffix)).map_err(|e| e.to_string())?;
-    let domain = match cfg.match_target(&LowerName::from(qname)) {
+    let domain = match cfg.match_target(LowerName::from(qname).iter()) {
         TargetMatch::Scheduled(i) => i,
         other => return Err(format!("query {:?} is not scheduled: {other:?}", sc.query)),
     };

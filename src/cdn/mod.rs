@@ -32,8 +32,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hickory_proto::rr::{LowerName, Name};
-
 use crate::geo::Country;
 
 pub use error::{CdnError, CdnErrors, Entry, ErrorKind};
@@ -52,10 +50,11 @@ pub const DEFAULT_ORIGIN_PORT: u16 = 80;
 /// The validated contents of one `cdn.toml`.
 #[derive(Debug, Clone)]
 pub struct CdnConfig {
-    /// The CDN's zone (must also be loaded from a `*.zone` file), fully qualified.
-    pub zone: Name,
-    /// CNAME targets are `<domain>.<suffix>`; inside `zone`; fully qualified.
-    pub suffix: Name,
+    /// The CDN's zone (must also be loaded from a `*.zone` file), fully qualified and
+    /// lowercase: `"cdn.example.net."`.
+    pub zone: String,
+    /// CNAME targets are `<domain>.<suffix>`; inside `zone`; fully qualified, lowercase.
+    pub suffix: String,
     /// TTL of scheduled answers.
     pub ttl: u32,
     /// Edges per scheduled answer (at least 1).
@@ -255,33 +254,70 @@ impl CdnConfig {
         validate::parse(text, path)
     }
 
-    /// Classifies a query name: `<domain>.<suffix>` of an accelerated domain (exact match
-    /// first, then the most specific wildcard; a wildcard matches one or more labels), an
-    /// unknown name below the suffix, or a name outside it. O(labels), no allocation.
-    pub fn match_target(&self, qname: &LowerName) -> TargetMatch {
+    /// Classifies a query name, given as its labels leftmost first (any case; the root
+    /// label left out, as DNS libraries' label iterators give them): `<domain>.<suffix>`
+    /// of an accelerated domain (exact match first, then the most specific wildcard; a
+    /// wildcard matches one or more labels), an unknown name below the suffix, or a name
+    /// outside it. O(labels), no allocation.
+    pub fn match_target<'a, L>(&self, labels: L) -> TargetMatch
+    where
+        L: IntoIterator<Item = &'a [u8]>,
+        L::IntoIter: DoubleEndedIterator + ExactSizeIterator,
+    {
+        let mut buf = [0u8; 256];
+        match self.below_suffix(labels, &mut buf) {
+            Below::Outside | Below::Name(b"") => TargetMatch::NotUnderSuffix,
+            Below::Unmatchable => TargetMatch::UnknownUnderSuffix,
+            Below::Name(name) => match self.index.lookup(name) {
+                Some(i) => TargetMatch::Scheduled(i),
+                None => TargetMatch::UnknownUnderSuffix,
+            },
+        }
+    }
+
+    /// Is the name (labels as for [`match_target`](Self::match_target)) an empty
+    /// non-terminal on the way to a scheduled name: the suffix itself, or
+    /// `customer.com.<suffix>` on the way to `img.customer.com.<suffix>`? Such names exist:
+    /// they get NODATA, not NXDOMAIN, or resolvers would deny everything below them
+    /// (RFC 8020). One hash lookup, no allocation.
+    pub fn is_scheduling_ancestor<'a, L>(&self, labels: L) -> bool
+    where
+        L: IntoIterator<Item = &'a [u8]>,
+        L::IntoIter: DoubleEndedIterator + ExactSizeIterator,
+    {
+        let mut buf = [0u8; 256];
+        match self.below_suffix(labels, &mut buf) {
+            Below::Name(name) => self.index.ancestors.contains(name),
+            Below::Outside | Below::Unmatchable => false,
+        }
+    }
+
+    /// The part of a name left of the suffix, lowercase, as "img.customer.com" (empty for
+    /// the suffix itself), written into `buf`.
+    fn below_suffix<'a, 'b, L>(&self, labels: L, buf: &'b mut [u8; 256]) -> Below<'b>
+    where
+        L: IntoIterator<Item = &'a [u8]>,
+        L::IntoIter: DoubleEndedIterator + ExactSizeIterator,
+    {
         // One pass from the right: the suffix's labels, then the customer name's labels,
-        // written right to left into a stack buffer as "img.customer.com".
-        let mut labels = qname.iter();
+        // written right to left into the buffer.
+        let mut labels = labels.into_iter();
         for suffix_label in self.suffix_labels.iter().rev() {
             match labels.next_back() {
                 Some(label) if label.eq_ignore_ascii_case(suffix_label) => {}
-                _ => return TargetMatch::NotUnderSuffix,
+                _ => return Below::Outside,
             }
         }
-        if labels.len() == 0 {
-            return TargetMatch::NotUnderSuffix;
-        }
-        let mut buf = [0u8; 256];
         let mut start = buf.len();
         while let Some(label) = labels.next_back() {
             // A '.' inside a label would fake a label boundary. Any other byte is harmless:
             // the index holds only lowercase letters, digits, '-' and '.', so it cannot match.
             if label.contains(&b'.') {
-                return TargetMatch::UnknownUnderSuffix;
+                return Below::Unmatchable;
             }
             let dot = usize::from(start != buf.len());
             if label.len() + dot > start {
-                return TargetMatch::UnknownUnderSuffix;
+                return Below::Unmatchable;
             }
             if dot == 1 {
                 start -= 1;
@@ -292,10 +328,7 @@ impl CdnConfig {
             slot.copy_from_slice(label);
             slot.make_ascii_lowercase();
         }
-        match self.index.lookup(&buf[start..]) {
-            Some(i) => TargetMatch::Scheduled(i),
-            None => TargetMatch::UnknownUnderSuffix,
-        }
+        Below::Name(&buf[start..])
     }
 
     /// The CNAME target a customer must set for `domain`: `<domain>.<suffix>.` when
@@ -306,16 +339,14 @@ impl CdnConfig {
     /// *.customer.com.<suffix>.`); the literal `*` label is a name the wildcard covers, so
     /// it is scheduled like any other. A name under a wildcard domain, such as
     /// `img.customer.com`, gets `img.customer.com.<suffix>.`, which is scheduled too.
-    pub fn cname_target(&self, domain: &str) -> Option<Name> {
+    pub fn cname_target(&self, domain: &str) -> Option<String> {
         let trimmed = domain.trim();
         let name = trimmed
             .strip_suffix('.')
             .unwrap_or(trimmed)
             .to_ascii_lowercase();
         self.index.lookup(name.as_bytes())?;
-        let mut target = Name::from_ascii(format!("{name}.{}", self.suffix_text())).ok()?;
-        target.set_fqdn(true);
-        Some(target)
+        Some(format!("{name}.{}", self.suffix))
     }
 
     /// The domain serving an HTTP `Host` header value (port and trailing dot stripped,
@@ -343,11 +374,6 @@ impl CdnConfig {
     pub fn domain_index(&self, name: &str) -> Option<usize> {
         self.domains.iter().position(|d| d.name == name)
     }
-
-    fn suffix_text(&self) -> String {
-        let text = self.suffix.to_ascii();
-        text.strip_suffix('.').map(str::to_owned).unwrap_or(text)
-    }
 }
 
 /// `host[:port]` -> `host`; `None` for bracketed IPv6 literals (never a domain).
@@ -362,6 +388,16 @@ fn strip_port(host: &str) -> Option<&str> {
     }
 }
 
+/// Where a name sits relative to the suffix.
+enum Below<'b> {
+    /// Not the suffix nor below it.
+    Outside,
+    /// Below the suffix, but no configured name can be spelled so.
+    Unmatchable,
+    /// Below the suffix (or the suffix itself: empty): the part left of it.
+    Name(&'b [u8]),
+}
+
 /// Names as lowercase ASCII bytes -> domain index. The keys come from the configuration and
 /// query names only probe, so the zone store's fast name hasher serves here too.
 type NameMap = HashMap<Box<[u8]>, usize, crate::zone::KeyHasher>;
@@ -372,11 +408,22 @@ struct DomainIndex {
     exact: NameMap,
     /// Keyed by the name below `*.` ("customer.com" for "*.customer.com").
     wildcard: NameMap,
+    /// Every proper ancestor of a domain name, down to the empty name: "customer.com",
+    /// "com" and "" for "img.customer.com" (the empty non-terminals under the suffix).
+    ancestors: std::collections::HashSet<Box<[u8]>, crate::zone::KeyHasher>,
 }
 
 impl DomainIndex {
     fn build(domains: &[Domain]) -> DomainIndex {
         let mut index = DomainIndex::default();
+        for domain in domains {
+            let mut rest = domain.name.as_str();
+            while let Some((_, parent)) = rest.split_once('.') {
+                index.ancestors.insert(parent.as_bytes().into());
+                rest = parent;
+            }
+            index.ancestors.insert(Box::default());
+        }
         for (i, domain) in domains.iter().enumerate() {
             match domain.name.strip_prefix("*.") {
                 Some(base) => index.wildcard.entry(base.as_bytes().into()).or_insert(i),

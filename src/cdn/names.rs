@@ -114,6 +114,15 @@ pub(crate) fn zone_name(raw: &str) -> Result<String, NameProblem> {
     Ok(name)
 }
 
+/// Whether `name` is `ancestor` or a name below it (both lowercase, written alike: both
+/// fully qualified or neither).
+pub(crate) fn is_at_or_below(name: &str, ancestor: &str) -> bool {
+    name == ancestor
+        || name
+            .strip_suffix(ancestor)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
 fn check_labels(name: &str) -> Result<(), NameProblem> {
     for label in name.split('.') {
         if label.is_empty() {

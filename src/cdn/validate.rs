@@ -6,8 +6,6 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
-
 use super::names::{self, NameProblem};
 use super::spec::{CdnSpec, DomainSpec, EdgeSpec, FileSpec, HealthSpec};
 use super::{
@@ -141,9 +139,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<CdnConfig, CdnErrors> {
     match cdn {
         Some(cdn) if report.errors.is_empty() => Ok(CdnConfig {
             suffix_labels: cdn
-                .suffix
-                .iter()
-                .map(|l| l.to_ascii_lowercase().into_boxed_slice())
+                .suffix_text
+                .split('.')
+                .map(|label| label.as_bytes().into())
                 .collect(),
             zone: cdn.zone,
             suffix: cdn.suffix,
@@ -163,8 +161,10 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<CdnConfig, CdnErrors> {
 }
 
 struct CdnPart {
-    zone: Name,
-    suffix: Name,
+    /// Fully qualified, lowercase: "cdn.example.net.".
+    zone: String,
+    suffix: String,
+    /// `suffix` without its trailing dot.
     suffix_text: String,
     ttl: u32,
     answers: usize,
@@ -172,10 +172,9 @@ struct CdnPart {
     default_country: Country,
 }
 
-fn fqdn(text: &str) -> Option<Name> {
-    let mut name = Name::from_ascii(text).ok()?;
-    name.set_fqdn(true);
-    Some(name)
+/// A checked name (lowercase, no trailing dot) in its fully qualified form.
+fn fqdn(text: &str) -> Option<String> {
+    Some(format!("{text}."))
 }
 
 fn check_cdn(report: &mut Report<'_>, spec: &CdnSpec) -> Option<CdnPart> {
@@ -199,7 +198,7 @@ fn check_cdn(report: &mut Report<'_>, spec: &CdnSpec) -> Option<CdnPart> {
     let zone = name_field(report, "zone", &spec.zone);
     let suffix = name_field(report, "suffix", &spec.suffix);
     if let (Some((_, zone)), Some((_, suffix))) = (&zone, &suffix)
-        && !zone.zone_of(suffix)
+        && !names::is_at_or_below(suffix, zone)
     {
         report.error(
                 Some(spec.suffix.span()),

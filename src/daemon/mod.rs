@@ -17,16 +17,13 @@ pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::{Name, Record};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::dns::server::{Listeners, serve};
 use crate::dns::transfer::{self, TransferPolicy};
-use crate::dns::tsig::TsigKey;
 use crate::health::{HealthChecker, HealthTable};
 use crate::snapshot::{LoadError, Shared, Snapshot, Sources};
 
@@ -153,7 +150,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         let (shared, targets) = (shared.clone(), options.transfer.notify.clone());
         let key = options.transfer.keys.first().cloned();
         Box::new(move |old: &Snapshot, new: &Snapshot| {
-            notify_secondaries(
+            transfer::notify_secondaries(
                 &shared,
                 &targets,
                 key.as_ref(),
@@ -213,7 +210,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         tracing::info!("admin listening on http://{addr}");
     }
     if !options.transfer.notify.is_empty() {
-        notify_secondaries(
+        transfer::notify_secondaries(
             &shared,
             &options.transfer.notify,
             options.transfer.keys.first(),
@@ -264,38 +261,4 @@ fn health_status(table: &HealthTable) -> (serde_json::Value, String) {
         serde_json::json!({ "edges": edges, "health_generation": table.generation() }),
         metrics,
     )
-}
-
-/// Sends a NOTIFY for each changed zone to each secondary, in the background (each exchange
-/// retries on its own; the reload does not wait).
-fn notify_secondaries(
-    shared: &Arc<Shared>,
-    targets: &[SocketAddr],
-    key: Option<&TsigKey>,
-    zones: Vec<(Name, Record)>,
-) {
-    for (zone, soa) in zones {
-        for &target in targets {
-            let (shared, zone, soa) = (shared.clone(), zone.clone(), soa.clone());
-            let key = key.cloned();
-            tokio::spawn(async move {
-                match transfer::notify(&zone, &soa, target, key.as_ref()).await {
-                    Ok(rcode) => {
-                        shared
-                            .metrics
-                            .notifies_answered
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(%zone, %target, %rcode, "NOTIFY answered");
-                    }
-                    Err(error) => {
-                        shared
-                            .metrics
-                            .notifies_failed
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%zone, "NOTIFY failed: {error}");
-                    }
-                }
-            });
-        }
-    }
 }

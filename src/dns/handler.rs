@@ -244,7 +244,7 @@ fn resolve(
             return resolution;
         };
         if let Some(cdn) = snapshot.cdn.as_deref() {
-            match cdn.match_target(&lower) {
+            match cdn.match_target(lower.iter()) {
                 TargetMatch::Scheduled(domain) => {
                     let asked = schedule::Asked {
                         name: &name,
@@ -269,7 +269,7 @@ fn resolve(
                     resolution.scheduled = scheduled.count;
                     return resolution;
                 }
-                _ if !zone.name_exists(&lower) && schedule::is_scheduling_ancestor(cdn, &lower) => {
+                _ if !zone.name_exists(&lower) && cdn.is_scheduling_ancestor(lower.iter()) => {
                     if hop == 0 {
                         resolution.authoritative = true;
                     }

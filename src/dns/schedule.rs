@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::ecs::ClientNet;
 use crate::cdn::{CdnConfig, Region};
@@ -137,23 +137,4 @@ pub fn answer(
         per_source: located && !from_ecs,
         count: Some(Arc::new(count)),
     }
-}
-
-/// Is `name` an empty non-terminal on the way to a scheduled name (the suffix itself, or
-/// `customer.com.<suffix>` on the way to `img.customer.com.<suffix>`)? Such names exist:
-/// they get NODATA, not NXDOMAIN, or resolvers would deny everything below them (RFC 8020).
-pub fn is_scheduling_ancestor(cdn: &CdnConfig, name: &LowerName) -> bool {
-    let suffix = LowerName::from(&cdn.suffix);
-    if !suffix.zone_of(name) {
-        return false;
-    }
-    cdn.domains.iter().any(|d| {
-        Name::from_ascii(&d.name)
-            .and_then(|n| n.append_domain(&cdn.suffix))
-            .map(|target| {
-                let target = LowerName::from(&target);
-                name.zone_of(&target) && *name != target
-            })
-            .unwrap_or(false)
-    })
 }

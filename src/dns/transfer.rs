@@ -16,6 +16,7 @@
 //! owns the one socket of a NOTIFY exchange.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use tokio::net::UdpSocket;
 use super::Transport;
 use super::tsig::{Rejected, Signer, TsigKey, Verified};
 use crate::daemon::metrics::Metrics;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Shared, Snapshot};
 use crate::zone::Zone;
 
 /// Records are packed into messages of about this many bytes (Knot and NSD use 16-64 KiB).
@@ -174,7 +175,7 @@ pub fn messages_over<'a>(
     if snapshot
         .cdn
         .as_ref()
-        .is_some_and(|cdn| cdn.zone == *zone.origin())
+        .is_some_and(|cdn| zone.is_named(&cdn.zone))
     {
         return refuse(
             ResponseCode::Refused,
@@ -342,35 +343,82 @@ fn header_only(id: u16, rcode: ResponseCode) -> Vec<u8> {
     out
 }
 
+/// A zone to announce to the secondaries: its name and current SOA.
+pub struct ZoneNotice {
+    zone: Name,
+    soa: Record,
+}
+
+impl ZoneNotice {
+    fn of(zone: &Zone) -> ZoneNotice {
+        ZoneNotice {
+            zone: zone.origin().clone(),
+            soa: zone.soa(),
+        }
+    }
+}
+
+/// Sends a NOTIFY for each changed zone to each secondary, in the background (each exchange
+/// retries on its own; the reload does not wait).
+pub fn notify_secondaries(
+    shared: &Arc<Shared>,
+    targets: &[SocketAddr],
+    key: Option<&TsigKey>,
+    zones: Vec<ZoneNotice>,
+) {
+    for ZoneNotice { zone, soa } in zones {
+        for &target in targets {
+            let (shared, zone, soa) = (shared.clone(), zone.clone(), soa.clone());
+            let key = key.cloned();
+            tokio::spawn(async move {
+                match notify(&zone, &soa, target, key.as_ref()).await {
+                    Ok(rcode) => {
+                        shared
+                            .metrics
+                            .notifies_answered
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%zone, %target, %rcode, "NOTIFY answered");
+                    }
+                    Err(error) => {
+                        shared
+                            .metrics
+                            .notifies_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%zone, "NOTIFY failed: {error}");
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// The zones a secondary should hear about at startup: every zone but the CDN zone, as
 /// Knot and NSD notify when they load a zone (a secondary that missed changes while we were
 /// down catches up without waiting for its SOA refresh).
-pub fn plain_zones(snapshot: &Snapshot) -> Vec<(Name, Record)> {
-    plain(snapshot)
-        .map(|zone| (zone.origin().clone(), zone.soa()))
-        .collect()
+pub fn plain_zones(snapshot: &Snapshot) -> Vec<ZoneNotice> {
+    plain(snapshot).map(ZoneNotice::of).collect()
 }
 
 /// The zones a secondary should hear about after a reload from `old` to `new`: zones whose
 /// serial changed and zones that are new; never the CDN zone.
-pub fn changed_zones(old: &Snapshot, new: &Snapshot) -> Vec<(Name, Record)> {
+pub fn changed_zones(old: &Snapshot, new: &Snapshot) -> Vec<ZoneNotice> {
     plain(new)
         .filter(|zone| {
             old.zones
                 .get(&LowerName::new(zone.origin()))
                 .is_none_or(|before| before.serial() != zone.serial())
         })
-        .map(|zone| (zone.origin().clone(), zone.soa()))
+        .map(ZoneNotice::of)
         .collect()
 }
 
 /// The zones of `snapshot` that may be transferred: all but the CDN zone.
 fn plain(snapshot: &Snapshot) -> impl Iterator<Item = &Zone> {
-    let cdn_zone = snapshot.cdn.as_ref().map(|cdn| &cdn.zone);
+    let cdn_zone = snapshot.cdn.as_ref().map(|cdn| cdn.zone.as_str());
     snapshot
         .zones
         .zones()
-        .filter(move |zone| Some(zone.origin()) != cdn_zone)
+        .filter(move |zone| !cdn_zone.is_some_and(|name| zone.is_named(name)))
 }
 
 /// How long to wait for a secondary's NOTIFY response before sending again, and how many

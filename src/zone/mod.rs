@@ -206,6 +206,12 @@ impl Zone {
         &self.origin
     }
 
+    /// Whether the origin is `name`, written as text ("example.com." or "example.com",
+    /// any case).
+    pub fn is_named(&self, name: &str) -> bool {
+        Name::from_ascii(name).is_ok_and(|n| n == self.origin)
+    }
+
     /// The SOA serial.
     pub fn serial(&self) -> u32 {
         self.serial
@@ -400,6 +406,12 @@ impl ZoneSet {
             .rev()
             .find_map(|labels| self.by_origin.get(wire.ancestor(labels)))
             .and_then(|&index| self.zones.get(index))
+    }
+
+    /// The zone whose origin is `origin`, written as text (any case, trailing dot or not).
+    pub fn get_named(&self, origin: &str) -> Option<&Zone> {
+        let name = Name::from_ascii(origin).ok()?;
+        self.get(&LowerName::from(&name))
     }
 
     /// The zone whose origin is exactly `origin` (one hash lookup).
