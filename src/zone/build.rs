@@ -6,6 +6,7 @@
 //! record in it, for the apex and for delegations alike).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -108,20 +109,53 @@ struct Builder {
 
 impl RecordSink for Builder {
     fn record(&mut self, zone_origin: Option<&Name>, record: Record, loc: Loc) {
+        if self.know_origin(zone_origin) {
+            self.insert(record, loc);
+        }
+    }
+
+    fn address(
+        &mut self,
+        zone_origin: Option<&Name>,
+        owner: &[u8],
+        ttl: u32,
+        address: IpAddr,
+        loc: Loc,
+    ) {
+        if self.know_origin(zone_origin) {
+            let (rtype, data) = match address {
+                IpAddr::V4(ip) => (RecordType::A, StoredRData::A(ip)),
+                IpAddr::V6(ip) => (RecordType::AAAA, StoredRData::Aaaa(ip)),
+            };
+            self.insert_data(owner, &|| display_key(owner), rtype, ttl, data, loc);
+        }
+    }
+
+    fn expect(&mut self, records: usize) {
+        self.nodes.reserve(records.saturating_sub(self.nodes.len()));
+    }
+}
+
+/// A key as the name it stands for, for messages.
+fn display_key(key: &[u8]) -> String {
+    super::name_of_key(key).map_or_else(|| format!("{key:?}"), |name| name.to_string())
+}
+
+impl Builder {
+    /// Takes the zone's origin from the first record on; false while none is known (the
+    /// record is then dropped, and `finish` reports the missing origin once).
+    fn know_origin(&mut self, zone_origin: Option<&Name>) -> bool {
         if self.origin.is_none() {
             let Some(origin) = zone_origin else {
-                // Reported once by `finish`: the zone has no origin.
-                return;
+                return false;
             };
             let apex_key = key_of(origin);
             self.nodes.entry(apex_key.clone()).or_default();
             self.origin = Some((origin.clone(), apex_key));
         }
-        self.insert(record, loc);
+        true
     }
-}
 
-impl Builder {
     /// Whole-zone checks, then the immutable [`Zone`], or every error of the file.
     fn finish(
         mut self,
@@ -236,15 +270,52 @@ impl Builder {
             self.soa = Some((record.clone(), loc));
         }
 
-        let node = self.nodes.entry(key_of(&record.name)).or_default();
+        let key = key_of(&record.name);
         let data = StoredRData::new(record.data);
+        // An NS target is kept for the glue check once per distinct record.
+        let new_ns_target = match data.as_rdata() {
+            Some(RData::NS(target)) => self
+                .nodes
+                .get(&key)
+                .and_then(|node| node.rrset(RecordType::NS))
+                .is_none_or(|ns| !ns.rdatas().contains(&data))
+                .then(|| target.0.clone()),
+            _ => None,
+        };
+        let owner = &record.name;
+        let stored = self.insert_data(&key, &|| owner.to_string(), rtype, record.ttl, data, loc);
+        if stored && let Some(target) = new_ns_target {
+            self.ns_records.push(NsRecord {
+                owner: record.name.clone(),
+                target,
+                loc,
+            });
+        }
+    }
+
+    /// Stores one record at the node `key` (`owner` names it in messages), unless it
+    /// breaks the CNAME rules (then false, and the problem is kept).
+    fn insert_data(
+        &mut self,
+        key: &[u8],
+        owner: &dyn Fn() -> String,
+        rtype: RecordType,
+        ttl: u32,
+        data: StoredRData,
+        loc: Loc,
+    ) -> bool {
+        let node = match self.nodes.get_mut(key) {
+            Some(node) => node,
+            None => self.nodes.entry(NameKey::from(key)).or_default(),
+        };
         let mut problem = None;
         if rtype == RecordType::CNAME {
             if let Some(cname) = node.rrset(RecordType::CNAME) {
                 if !cname.rdatas().contains(&data) {
                     problem = Some(format!(
                         "{} has more than one CNAME (first on line {}): a name can alias only one target",
-                        record.name, cname.first_line
+                        owner(),
+                        cname.first_line
                     ));
                 }
             } else if let Some(other) = node
@@ -254,7 +325,9 @@ impl Builder {
             {
                 problem = Some(format!(
                     "{} has a CNAME and {} data (line {}): a CNAME must be alone at its name",
-                    record.name, other.rtype, other.first_line
+                    owner(),
+                    other.rtype,
+                    other.first_line
                 ));
             }
         } else if !allowed_beside_cname(rtype)
@@ -262,27 +335,13 @@ impl Builder {
         {
             problem = Some(format!(
                 "{} has {rtype} data and a CNAME (line {}): a CNAME must be alone at its name",
-                record.name, cname.first_line
+                owner(),
+                cname.first_line
             ));
         }
         if let Some(message) = problem {
             self.problems.push((loc, message));
-            return;
-        }
-
-        if rtype == RecordType::NS
-            && let Some(RData::NS(target)) = data.as_rdata()
-        {
-            let is_new = node
-                .rrset(RecordType::NS)
-                .is_none_or(|ns| !ns.rdatas().contains(&data));
-            if is_new {
-                self.ns_records.push(NsRecord {
-                    owner: record.name.clone(),
-                    target: target.0.clone(),
-                    loc,
-                });
-            }
+            return false;
         }
         match node.rrsets.iter_mut().find(|rrset| rrset.rtype == rtype) {
             Some(rrset) => {
@@ -296,7 +355,7 @@ impl Builder {
                     &mut node.rrsets,
                     RrSet {
                         rtype,
-                        ttl: record.ttl,
+                        ttl,
                         first_line: loc.line,
                         rdatas: RDatas::One(data),
                     },
@@ -304,6 +363,7 @@ impl Builder {
                 self.record_count += 1;
             }
         }
+        true
     }
 
     fn check_apex(
