@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use common::edge::{Client, TestEdge, path_str, temp_dir};
 use common::origin::{Reply, origin};
 use http::StatusCode;
+use meridian::cdn::{Business, Origin, Scheme};
 use meridian::edge::EdgeConfig;
-use meridian::edge::route::{Business, OriginAddr, OriginSpec, Scheme};
+use meridian::edge::route::OriginSpec;
 
 fn domain(name: &str, origins: &str, port: u16) -> String {
     format!(
@@ -103,8 +104,8 @@ async fn the_next_origin_is_tried_when_one_refuses_connections() {
         domain: "*".into(),
         business: Business::SmallFiles,
         origins: vec![
-            OriginAddr::Ip("127.0.0.2".parse().unwrap()),
-            OriginAddr::Ip("127.0.0.1".parse().unwrap()),
+            Origin::Ip("127.0.0.2".parse().unwrap()),
+            Origin::Ip("127.0.0.1".parse().unwrap()),
         ],
         port: good.addr.port(),
         scheme: Scheme::Http,
@@ -208,7 +209,7 @@ async fn https_origin_is_trusted_through_origin_ca() {
     let spec = OriginSpec {
         domain: "*".into(),
         business: Business::SmallFiles,
-        origins: vec![OriginAddr::Ip("127.0.0.1".parse().unwrap())],
+        origins: vec![Origin::Ip("127.0.0.1".parse().unwrap())],
         port: tls.port,
         scheme: Scheme::Https,
         host_header: None,

@@ -6,8 +6,9 @@ mod common;
 use common::edge::{Client, TestEdge};
 use common::origin::{Reply, generated_byte, origin};
 use http::StatusCode;
+use meridian::cdn::{Business, Origin, Scheme};
 use meridian::edge::EdgeConfig;
-use meridian::edge::route::{Business, OriginAddr, OriginSpec, Scheme};
+use meridian::edge::route::OriginSpec;
 
 const MIB: u64 = 1 << 20;
 
@@ -16,7 +17,7 @@ async fn sliced_edge(port: u16, slice: u64) -> TestEdge {
         catch_all: Some(OriginSpec {
             domain: "dl.customer.com".into(),
             business: Business::LargeFiles,
-            origins: vec![OriginAddr::Ip("127.0.0.1".parse().unwrap())],
+            origins: vec![Origin::Ip("127.0.0.1".parse().unwrap())],
             port,
             scheme: Scheme::Http,
             host_header: None,

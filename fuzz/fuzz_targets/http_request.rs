@@ -14,8 +14,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,8 +25,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use libfuzzer_sys::fuzz_target;
+use meridian::cdn::CdnConfig;
 use meridian::edge::EdgeConfig;
-use meridian::edge::route::{Business, DomainTable, OriginAddr, OriginSpec, Scheme};
+use meridian::edge::route::{DomainTable, OriginSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -52,17 +53,10 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         let origin = TcpListener::bind("127.0.0.1:0").await.expect("origin bind");
         let origin_port = origin.local_addr().unwrap().port();
         tokio::spawn(serve_origin(origin));
-        let spec = |domain: &str, business| OriginSpec {
-            domain: domain.into(),
-            business,
-            origins: vec![OriginAddr::Ip("127.0.0.1".parse().unwrap())],
-            port: origin_port,
-            scheme: Scheme::Http,
-            host_header: None,
-        };
+        let origin_url = format!("http://127.0.0.1:{origin_port}");
         let config = EdgeConfig {
             name: "fuzz-edge".into(),
-            catch_all: Some(spec("*", Business::SmallFiles)),
+            catch_all: Some(OriginSpec::from_url(&origin_url).expect("origin URL")),
             cache_dir: Some(cache_dir.path().to_path_buf()),
             memory_cache_bytes: 1 << 20,
             disk_cache_bytes: 64 << 20,
@@ -73,10 +67,9 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
             ..EdgeConfig::default()
         };
         let edge = meridian::edge::build(&config).await.expect("edge");
-        edge.router.set_domains(DomainTable::new([
-            spec("big.fuzz", Business::LargeFiles),
-            spec("*.wild.fuzz", Business::Vod),
-        ]));
+        // Domains are routed as in production: a validated cdn.toml and its own Host matching.
+        edge.router
+            .set_domains(DomainTable::from_cdn(Arc::new(domains(origin_port))));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("edge bind");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -97,6 +90,23 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         _cache_dir: cache_dir,
     }
 });
+
+/// `cdn.toml` with a sliced domain and a wildcard one, both from the fuzz origin.
+fn domains(origin_port: u16) -> CdnConfig {
+    let domain = |name: &str, business: &str| {
+        format!(
+            "[[domain]]\nname = \"{name}\"\nregion = \"overseas\"\nbusiness = \"{business}\"\n\
+             origins = [\"127.0.0.1\"]\norigin_port = {origin_port}\n\n"
+        )
+    };
+    let text = format!(
+        "[cdn]\nzone = \"cdn.fuzz\"\nsuffix = \"w.cdn.fuzz\"\n\n\
+         [[edge]]\nname = \"fuzz-edge\"\ncountry = \"US\"\nipv4 = [\"127.0.0.1\"]\n\n{}{}",
+        domain("big.fuzz", "large-files"),
+        domain("*.wild.fuzz", "vod"),
+    );
+    CdnConfig::parse(&text, std::path::Path::new("fuzz-cdn.toml")).expect("fuzz cdn.toml")
+}
 
 static INPUTS: AtomicU64 = AtomicU64::new(0);
 

@@ -207,12 +207,48 @@ macro_rules! keyword_enum {
                 s.serialize_str(self.as_str())
             }
         }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$ty>::parse_keyword(&text).ok_or_else(|| {
+                    serde::de::Error::unknown_variant(&text, <$ty>::KEYWORDS)
+                })
+            }
+        }
     };
 }
 
 keyword_enum!(Region { Mainland = "mainland", Global = "global", Overseas = "overseas" });
 keyword_enum!(Business { SmallFiles = "small-files", LargeFiles = "large-files", Vod = "vod", Dcdn = "dcdn" });
 keyword_enum!(Scheme { Http = "http", Https = "https" });
+
+impl Business {
+    /// Whether the edge fetches and stores large objects of this business in slices.
+    pub fn sliced(self) -> bool {
+        matches!(self, Business::LargeFiles | Business::Vod)
+    }
+}
+
+impl Scheme {
+    /// The port a URL of this scheme means when it names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+impl Origin {
+    /// The origin as the host part of a URI authority (an IPv6 address in brackets).
+    pub fn authority_host(&self) -> String {
+        match self {
+            Origin::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
+            Origin::Ip(ip) => ip.to_string(),
+            Origin::Host(host) => host.clone(),
+        }
+    }
+}
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -349,19 +385,25 @@ impl CdnConfig {
         Some(format!("{name}.{}", self.suffix))
     }
 
-    /// The domain serving an HTTP `Host` header value (port and trailing dot stripped,
-    /// case-insensitive; exact domain first, then the most specific wildcard).
+    /// The domain serving an HTTP `Host` header value (see [`host_name`]: port and trailing
+    /// dots stripped; case-insensitive; exact domain first, then the most specific
+    /// wildcard). An IP literal is never a domain.
     pub fn match_host(&self, host: &str) -> Option<&Domain> {
-        let host = strip_port(host)?;
-        let host = host.strip_suffix('.').unwrap_or(host);
-        if host.len() > names::MAX_NAME_LEN {
+        self.match_host_index(host).map(|i| &self.domains[i])
+    }
+
+    /// [`CdnConfig::match_host`] as an index into [`CdnConfig::domains`]. No allocation.
+    pub fn match_host_index(&self, host: &str) -> Option<usize> {
+        let host = host_name(host);
+        // A ':' left after the port is stripped is no name ("x:abc.customer.com").
+        if host.starts_with('[') || host.contains(':') || host.len() > names::MAX_NAME_LEN {
             return None;
         }
         let mut buf = [0u8; names::MAX_NAME_LEN];
         let lower = &mut buf[..host.len()];
         lower.copy_from_slice(host.as_bytes());
         lower.make_ascii_lowercase();
-        self.index.lookup(lower).map(|i| &self.domains[i])
+        self.index.lookup(lower)
     }
 
     /// Index of the edge named `name`.
@@ -376,16 +418,33 @@ impl CdnConfig {
     }
 }
 
-/// `host[:port]` -> `host`; `None` for bracketed IPv6 literals (never a domain).
-fn strip_port(host: &str) -> Option<&str> {
+/// The name an HTTP `Host` value (or a URI authority) names, as every Host comparison of
+/// the edge and [`CdnConfig::match_host`] see it: surrounding whitespace, a `:port` (digits
+/// only) and trailing dots dropped, case kept. A bracketed IPv6 literal keeps its brackets
+/// and loses whatever follows them. No allocation.
+pub fn host_name(host: &str) -> &str {
+    let host = host.trim();
     if host.starts_with('[') {
-        return None;
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
     }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => Some(name),
-        Some(_) => None,
-        None => Some(host),
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    name.trim_end_matches('.')
+}
+
+/// [`host_name`], lowercase: the form the edge keys its cache and its messages with.
+pub fn normalize_host(host: &str) -> String {
+    let mut name = host_name(host).to_ascii_lowercase();
+    if name.starts_with('[') && !name.ends_with(']') {
+        // "[::1" (no closing bracket) is still an IPv6 literal: close it.
+        name.push(']');
     }
+    name
 }
 
 /// Where a name sits relative to the suffix.

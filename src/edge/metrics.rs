@@ -8,6 +8,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
+
 /// Counts of one accelerated domain ("*" is the `--origin` catch-all).
 #[derive(Debug, Default)]
 pub struct DomainCounters {
@@ -40,7 +42,10 @@ pub struct Metrics {
     pub reloads_failed: AtomicU64,
     pub tls_reloads_ok: AtomicU64,
     pub tls_reloads_failed: AtomicU64,
-    per_domain: Mutex<HashMap<String, Arc<DomainCounters>>>,
+    /// Read on every request without a lock; copied and swapped when a domain is new.
+    per_domain: ArcSwap<HashMap<String, Arc<DomainCounters>>>,
+    /// Serialises the rare additions to `per_domain`.
+    adding_domain: Mutex<()>,
 }
 
 /// Adds one to a counter.
@@ -56,16 +61,19 @@ pub fn add(counter: &AtomicU64, n: u64) {
 impl Metrics {
     /// The counters of one domain (created on first use).
     pub fn domain(&self, name: &str) -> Arc<DomainCounters> {
-        let mut map = self.per_domain.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(counters) = map.get(name) {
+        if let Some(counters) = self.per_domain.load().get(name) {
             return counters.clone();
         }
-        map.entry(name.to_string()).or_default().clone()
+        let _adding = self.adding_domain.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = HashMap::clone(&self.per_domain.load());
+        let counters = map.entry(name.to_string()).or_default().clone();
+        self.per_domain.store(Arc::new(map));
+        counters
     }
 
     /// `(domain, requests, hits)`, sorted by domain.
     pub fn per_domain(&self) -> Vec<(String, u64, u64)> {
-        let map = self.per_domain.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.per_domain.load();
         let mut out: Vec<_> = map
             .iter()
             .map(|(name, c)| {

@@ -22,7 +22,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::edge::route::{OriginAddr, OriginSpec, Scheme};
+use crate::cdn::{self, Origin, Scheme};
+use crate::edge::route::OriginSpec;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -218,10 +219,8 @@ impl OriginClient {
                 Scheme::Https => {
                     let name = match (&spec.host_header, origin) {
                         (Some(name), _) => name.clone(),
-                        (None, OriginAddr::Host(name)) => name.clone(),
-                        (None, OriginAddr::Ip(_)) => {
-                            crate::edge::route::normalize_host(request_host)
-                        }
+                        (None, Origin::Host(name)) => name.clone(),
+                        (None, Origin::Ip(_)) => cdn::normalize_host(request_host),
                     };
                     let client = self.https_client(&name);
                     tokio::time::timeout(self.response_timeout, client.request(request)).await

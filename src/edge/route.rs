@@ -1,77 +1,29 @@
 //! Routing: which origin serves a request's `Host`.
 //!
-//! Owns [`OriginSpec`] (where and how to fetch a domain's content) and [`Router`], the
-//! swappable table `Host -> OriginSpec` built from `--origin URL` (catch-all) and, with
-//! `--zones`, from the domains of `cdn.toml`. In: a Host header value. Out: the spec, or
-//! `None` (the proxy answers 404). Does no I/O; the table is replaced whole on reload.
+//! Owns [`OriginSpec`] (where and how to fetch a domain's content, in the shared
+//! [`crate::cdn`] types) and [`Router`], the swappable table `Host -> OriginSpec` built from
+//! `--origin URL` (catch-all) and, with `--zones`, from the domains of `cdn.toml`. In: a
+//! Host header value. Out: the spec, or `None` (the proxy answers 404). Which domain a Host
+//! belongs to is decided by [`CdnConfig::match_host`] alone, the rule the DNS side
+//! schedules by; Host normalisation is [`cdn::normalize_host`]. Does no I/O; the table is
+//! replaced whole on reload.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::cdn::{self, CdnConfig};
+use crate::cdn::{self, Business, CdnConfig, Origin, Scheme};
 
-/// What kind of content a domain serves; picks default TTLs and slicing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Business {
-    SmallFiles,
-    LargeFiles,
-    Vod,
-    Dcdn,
-}
-
-impl Business {
-    /// Whether large objects of this domain are fetched and stored in slices.
-    pub fn sliced(self) -> bool {
-        matches!(self, Business::LargeFiles | Business::Vod)
-    }
-}
-
-/// The scheme used to talk to an origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-}
-
-/// One origin address: an IP or a site domain resolved at connect time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginAddr {
-    Ip(IpAddr),
-    Host(String),
-}
-
-impl OriginAddr {
-    /// The address as it appears in a URI authority (IPv6 in brackets).
-    pub fn authority_host(&self) -> String {
-        match self {
-            OriginAddr::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
-            OriginAddr::Ip(ip) => ip.to_string(),
-            OriginAddr::Host(h) => h.clone(),
-        }
-    }
-}
-
-/// Where and how to fetch one domain's content.
+/// Where and how to fetch one domain's content: a `[[domain]]` of `cdn.toml`, or the
+/// `--origin URL` catch-all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginSpec {
     /// The accelerated domain's name (for logs and per-domain counts); "*" for catch-all.
     pub domain: String,
     pub business: Business,
     /// Tried in order; the next one on a connect error or timeout.
-    pub origins: Vec<OriginAddr>,
+    pub origins: Vec<Origin>,
     pub port: u16,
     pub scheme: Scheme,
     /// Host header sent to the origin; `None` keeps the request's Host.
@@ -94,25 +46,10 @@ impl OriginSpec {
     pub fn from_domain(domain: &cdn::Domain) -> OriginSpec {
         OriginSpec {
             domain: domain.name.clone(),
-            business: match domain.business {
-                cdn::Business::SmallFiles => Business::SmallFiles,
-                cdn::Business::LargeFiles => Business::LargeFiles,
-                cdn::Business::Vod => Business::Vod,
-                cdn::Business::Dcdn => Business::Dcdn,
-            },
-            origins: domain
-                .origins
-                .iter()
-                .map(|o| match o {
-                    cdn::Origin::Ip(ip) => OriginAddr::Ip(*ip),
-                    cdn::Origin::Host(host) => OriginAddr::Host(host.to_ascii_lowercase()),
-                })
-                .collect(),
+            business: domain.business,
+            origins: domain.origins.clone(),
             port: domain.origin_port,
-            scheme: match domain.origin_scheme {
-                cdn::Scheme::Http => Scheme::Http,
-                cdn::Scheme::Https => Scheme::Https,
-            },
+            scheme: domain.origin_scheme,
             host_header: domain.origin_host.clone(),
         }
     }
@@ -138,13 +75,10 @@ impl OriginSpec {
         let host = authority.host();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let origin = match host.parse::<IpAddr>() {
-            Ok(ip) => OriginAddr::Ip(ip),
-            Err(_) => OriginAddr::Host(host.to_ascii_lowercase()),
+            Ok(ip) => Origin::Ip(ip),
+            Err(_) => Origin::Host(host.to_ascii_lowercase()),
         };
-        let port = authority.port_u16().unwrap_or(match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        });
+        let port = authority.port_u16().unwrap_or(scheme.default_port());
         Ok(OriginSpec {
             domain: "*".into(),
             business: Business::SmallFiles,
@@ -156,70 +90,38 @@ impl OriginSpec {
     }
 }
 
-/// The domains known from `cdn.toml`: exact names and `*.` wildcards.
+/// The domains of one validated `cdn.toml`: its own Host matching
+/// ([`CdnConfig::match_host_index`]) picks the domain, whose spec was built with the table.
 #[derive(Debug, Default)]
 pub struct DomainTable {
-    /// When built from a `cdn.toml`, its own Host matching decides (the same rules as the
-    /// DNS side); `exact` then maps each configured domain name to its spec.
-    cdn: Option<Arc<CdnConfig>>,
-    exact: HashMap<String, Arc<OriginSpec>>,
-    /// Wildcard suffixes without the `*`, e.g. ".customer.com", longest first.
-    wildcards: Vec<(String, Arc<OriginSpec>)>,
+    config: Option<Arc<CdnConfig>>,
+    /// `specs[i]` serves `config.domains[i]`.
+    specs: Vec<Arc<OriginSpec>>,
 }
 
 impl DomainTable {
-    pub fn new(specs: impl IntoIterator<Item = OriginSpec>) -> DomainTable {
-        let mut table = DomainTable::default();
-        for spec in specs {
-            let name = spec.domain.to_ascii_lowercase();
-            if let Some(suffix) = name.strip_prefix('*') {
-                table.wildcards.push((suffix.to_string(), Arc::new(spec)));
-            } else {
-                table.exact.insert(name, Arc::new(spec));
-            }
-        }
-        table
-            .wildcards
-            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        table
-    }
-
     /// The table of a validated `cdn.toml`.
     pub fn from_cdn(config: Arc<CdnConfig>) -> DomainTable {
-        let exact = config
-            .domains
-            .iter()
-            .map(|d| (d.name.clone(), Arc::new(OriginSpec::from_domain(d))))
+        let specs = (config.domains.iter())
+            .map(|d| Arc::new(OriginSpec::from_domain(d)))
             .collect();
         DomainTable {
-            cdn: Some(config),
-            exact,
-            wildcards: Vec::new(),
+            config: Some(config),
+            specs,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.exact.len() + self.wildcards.len()
+        self.specs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.specs.is_empty()
     }
 
     fn lookup(&self, host: &str) -> Option<Arc<OriginSpec>> {
-        if let Some(cdn) = &self.cdn {
-            return cdn
-                .match_host(host)
-                .and_then(|domain| self.exact.get(&domain.name))
-                .cloned();
-        }
-        if let Some(spec) = self.exact.get(host) {
-            return Some(spec.clone());
-        }
-        self.wildcards
-            .iter()
-            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
-            .map(|(_, spec)| spec.clone())
+        let index = self.config.as_ref()?.match_host_index(host)?;
+        self.specs.get(index).cloned()
     }
 }
 
@@ -249,44 +151,34 @@ impl Router {
 
     /// The spec serving `host` (a Host header value, port allowed), if any.
     pub fn route(&self, host: &str) -> Option<Arc<OriginSpec>> {
-        let name = normalize_host(host);
         self.domains
             .load()
-            .lookup(&name)
+            .lookup(host)
             .or_else(|| self.catch_all.clone())
     }
 }
 
-/// Lower-cases a Host value and drops its port and a trailing dot.
-pub fn normalize_host(host: &str) -> String {
-    let host = host.trim();
-    let without_port = if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-            .map(|(h, _)| h.to_string())
-            .unwrap_or_else(|| host.to_string())
-    };
-    without_port.trim_end_matches('.').to_ascii_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::path::Path;
 
-    fn spec(domain: &str) -> OriginSpec {
-        OriginSpec {
-            domain: domain.into(),
-            business: Business::SmallFiles,
-            origins: vec![OriginAddr::Ip("127.0.0.1".parse().unwrap())],
-            port: 80,
-            scheme: Scheme::Http,
-            host_header: None,
+    use super::*;
+    use crate::cdn::normalize_host;
+
+    /// A validated `cdn.toml` with these domains, each from 127.0.0.1:80.
+    fn table(domains: &[&str]) -> DomainTable {
+        let mut text = String::from(
+            "[cdn]\nzone = \"cdn.example.net\"\nsuffix = \"w.cdn.example.net\"\n\n\
+             [[edge]]\nname = \"e1\"\ncountry = \"US\"\nipv4 = [\"127.0.1.1\"]\n",
+        );
+        for name in domains {
+            text.push_str(&format!(
+                "\n[[domain]]\nname = \"{name}\"\nregion = \"overseas\"\n\
+                 business = \"small-files\"\norigins = [\"127.0.0.1\"]\n"
+            ));
         }
+        let config = CdnConfig::parse(&text, Path::new("cdn.toml")).expect("valid cdn.toml");
+        DomainTable::from_cdn(Arc::new(config))
     }
 
     #[test]
@@ -294,9 +186,9 @@ mod tests {
         let s = OriginSpec::from_url("https://Origin.Example:8443").unwrap();
         assert_eq!(s.scheme, Scheme::Https);
         assert_eq!(s.port, 8443);
-        assert_eq!(s.origins, vec![OriginAddr::Host("origin.example".into())]);
+        assert_eq!(s.origins, vec![Origin::Host("origin.example".into())]);
         let s = OriginSpec::from_url("http://[::1]/").unwrap();
-        assert_eq!(s.origins, vec![OriginAddr::Ip("::1".parse().unwrap())]);
+        assert_eq!(s.origins, vec![Origin::Ip("::1".parse().unwrap())]);
         assert_eq!(s.port, 80);
         assert!(OriginSpec::from_url("ftp://x").is_err());
         assert!(OriginSpec::from_url("http://x/path").is_err());
@@ -306,10 +198,10 @@ mod tests {
     #[test]
     fn exact_then_longest_wildcard_then_catch_all() {
         let router = Router::new(None);
-        router.set_domains(DomainTable::new([
-            spec("img.customer.com"),
-            spec("*.customer.com"),
-            spec("*.v.customer.com"),
+        router.set_domains(table(&[
+            "img.customer.com",
+            "*.customer.com",
+            "*.v.customer.com",
         ]));
         assert_eq!(
             router.route("IMG.customer.com:8080").unwrap().domain,
@@ -325,8 +217,17 @@ mod tests {
         );
         assert!(router.route("customer.com").is_none());
         assert!(router.route("other.org").is_none());
-        let router = Router::new(Some(spec("*")));
+        let router = Router::new(Some(OriginSpec::from_url("http://127.0.0.1:9").unwrap()));
         assert_eq!(router.route("other.org").unwrap().domain, "*");
+    }
+
+    #[test]
+    fn only_a_digit_port_is_stripped_before_matching() {
+        let router = Router::new(None);
+        router.set_domains(table(&["*.customer.com"]));
+        assert!(router.route("a.customer.com..:80").is_some());
+        assert!(router.route("x:abc.customer.com").is_none());
+        assert!(router.route("[::1]:80").is_none());
     }
 
     #[test]

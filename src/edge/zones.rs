@@ -113,7 +113,7 @@ pub fn watch_and_reload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edge::route::{Business, OriginAddr, Scheme};
+    use crate::cdn::{Business, Origin, Scheme};
 
     const HEAD: &str = "[cdn]\nzone = \"cdn.example.net\"\nsuffix = \"w.cdn.example.net\"\n\n[[edge]]\nname = \"e1\"\ncountry = \"US\"\nipv4 = [\"127.0.1.1\"]\n\n";
 
@@ -130,10 +130,7 @@ mod tests {
         let spec = router.route("IMG.customer.com:8080").unwrap();
         assert_eq!(spec.scheme, Scheme::Https);
         assert_eq!(spec.business, Business::LargeFiles);
-        assert_eq!(
-            spec.origins[1],
-            OriginAddr::Host("origin.example.org".into())
-        );
+        assert_eq!(spec.origins[1], Origin::Host("origin.example.org".into()));
         assert_eq!(spec.host_header.as_deref(), Some("img.customer.com"));
 
         std::fs::write(

@@ -25,7 +25,7 @@ use http_cache_semantics::CachePolicy;
 
 use super::EntryId;
 use super::policy::Freshness;
-use crate::edge::route::Business;
+use crate::cdn::Business;
 
 /// Bumped when the metadata format changes; other versions are discarded at scan.
 pub const META_VERSION: u32 = 1;

@@ -1,35 +1,26 @@
-//! The memory tier: whole bodies of small objects, LRU by bytes.
+//! The memory tier: whole bodies of small objects, LRU by bytes (one order over its
+//! shards: [`super::shards`]).
 //!
 //! In: bodies of committed entries (by [`EntryId`]). Out: `Bytes` clones on hits. Objects
 //! over `max_object` bytes are never held (they stream from disk). No I/O.
 
-use std::sync::Mutex;
-
 use bytes::Bytes;
-use lru::LruCache;
 
 use super::EntryId;
+use super::shards::ShardedLru;
 
 pub struct MemoryTier {
-    inner: Mutex<Inner>,
-    capacity: u64,
+    /// Bodies weighed by their length; sharded, so hits on different bodies never wait
+    /// for one another.
+    lru: ShardedLru<EntryId, Bytes>,
     max_object: u64,
-}
-
-struct Inner {
-    lru: LruCache<EntryId, Bytes>,
-    bytes: u64,
 }
 
 impl MemoryTier {
     /// A tier holding at most `capacity` body bytes; objects up to an eighth of it (16 MiB max).
     pub fn new(capacity: u64) -> MemoryTier {
         MemoryTier {
-            inner: Mutex::new(Inner {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-            }),
-            capacity,
+            lru: ShardedLru::new(capacity),
             max_object: (capacity / 8).min(16 << 20),
         }
     }
@@ -40,8 +31,7 @@ impl MemoryTier {
     }
 
     pub fn get(&self, id: &EntryId) -> Option<Bytes> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.lru.get(id).cloned()
+        self.lru.get_with(id, Bytes::clone)
     }
 
     /// Stores a body, evicting least recently used ones to stay within capacity.
@@ -50,30 +40,16 @@ impl MemoryTier {
         if size > self.max_object {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = inner.lru.put(id, body) {
-            inner.bytes -= old.len() as u64;
-        }
-        inner.bytes += size;
-        while inner.bytes > self.capacity {
-            match inner.lru.pop_lru() {
-                Some((_, evicted)) => inner.bytes -= evicted.len() as u64,
-                None => break,
-            }
-        }
+        self.lru.put(id, body, size);
     }
 
     pub fn remove(&self, id: &EntryId) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = inner.lru.pop(id) {
-            inner.bytes -= old.len() as u64;
-        }
+        self.lru.remove(id);
     }
 
     /// `(entries, bytes)`.
     pub fn usage(&self) -> (u64, u64) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        (inner.lru.len() as u64, inner.bytes)
+        self.lru.usage()
     }
 }
 
@@ -100,5 +76,26 @@ mod tests {
         assert!(tier.get(&id(9)).is_none(), "over max object");
         tier.remove(&id(0));
         assert_eq!(tier.usage(), (7, 700));
+    }
+
+    #[test]
+    fn a_hit_does_not_wait_for_another_bodys_lock() {
+        let tier = MemoryTier::new(800);
+        tier.insert(id(1), Bytes::from_static(b"one"));
+        let other = (2..=255)
+            .map(id)
+            .find(|other| tier.lru.shard_of(other) != tier.lru.shard_of(&id(1)))
+            .expect("ids in two shards");
+        tier.insert(other, Bytes::from_static(b"two"));
+        std::thread::scope(|scope| {
+            let _held = tier.lru.hold_shard_of(&id(1));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let tier = &tier;
+            scope.spawn(move || tx.send(tier.get(&other)));
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a hit waited for another shard's lock");
+            assert_eq!(got.as_deref(), Some(&b"two"[..]));
+        });
     }
 }

@@ -20,6 +20,7 @@ pub mod disk;
 pub mod fill;
 pub mod memory;
 pub mod policy;
+pub mod shards;
 
 use fill::file_body;
 pub use fill::{Fill, FillError, FillWriter, Progress};
@@ -29,7 +30,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -44,6 +46,7 @@ use crate::edge::zero_copy::FileSender;
 use disk::{DiskTier, StoredMeta};
 use memory::MemoryTier;
 use policy::CacheRequest;
+use shards::{ShardedLru, Shards};
 
 /// At most this many Vary variants are kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 16;
@@ -200,20 +203,56 @@ pub struct CacheStats {
     pub entries_per_domain: HashMap<String, u64>,
 }
 
+/// The index: primary key -> stored variants, with the disk tier's byte accounting.
+/// Sharded by primary key, each shard its own lock; one LRU order over all of them.
 struct Index {
-    variants: HashMap<String, Vec<Arc<Entry>>>,
+    shards: Shards<IndexShard>,
+    /// Body bytes of every indexed entry (the disk tier's use).
+    bytes: AtomicU64,
+    entries: AtomicU64,
+}
+
+/// The URLs whose primary key falls in one shard.
+struct IndexShard {
+    /// Copy-on-write lists: a lookup clones the `Arc` under the lock and judges the
+    /// variants after releasing it.
+    variants: HashMap<String, Arc<Vec<Arc<Entry>>>>,
     /// Disk accounting, least recently used first.
-    lru: LruCache<EntryId, (String, u64)>,
+    lru: LruCache<EntryId, Slot>,
+}
+
+struct Slot {
+    primary: String,
     bytes: u64,
+    /// The index clock when last used ([`Shards::tick`]).
+    used: u64,
+}
+
+impl Default for IndexShard {
+    fn default() -> IndexShard {
+        IndexShard {
+            variants: HashMap::new(),
+            lru: LruCache::unbounded(),
+        }
+    }
+}
+
+impl IndexShard {
+    /// Drops `id` from the disk accounting, if it is there.
+    fn unaccount(&mut self, id: &EntryId, index: &Index) {
+        if let Some(slot) = self.lru.pop(id) {
+            index.bytes.fetch_sub(slot.bytes, Ordering::Relaxed);
+            index.entries.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 pub struct Cache {
     disk: Arc<DiskTier>,
     memory: MemoryTier,
     /// Open body files for zero-copy sends: id -> (body file name, file), LRU.
-    open_files: Mutex<LruCache<EntryId, (String, Arc<File>)>>,
-    open_files_max: usize,
-    index: Mutex<Index>,
+    open_files: ShardedLru<EntryId, (String, Arc<File>)>,
+    index: Index,
     disk_capacity: u64,
     memory_capacity: u64,
     fills: std::sync::atomic::AtomicU64,
@@ -254,13 +293,12 @@ impl Cache {
         let cache = Cache {
             disk: Arc::new(disk),
             memory: MemoryTier::new(memory_bytes),
-            open_files: Mutex::new(LruCache::unbounded()),
-            open_files_max: open_files_max(),
-            index: Mutex::new(Index {
-                variants: HashMap::new(),
-                lru: LruCache::unbounded(),
-                bytes: 0,
-            }),
+            open_files: ShardedLru::new(open_files_max() as u64),
+            index: Index {
+                shards: Shards::new(IndexShard::default),
+                bytes: AtomicU64::new(0),
+                entries: AtomicU64::new(0),
+            },
             disk_capacity: disk_bytes,
             memory_capacity: memory_bytes,
             fills: Default::default(),
@@ -274,19 +312,18 @@ impl Cache {
         Ok(cache)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
-        self.index.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The stored variant matching `req`, and how it may be reused.
+    /// The stored variant matching `req`, and how it may be reused. The primary key's
+    /// shard is locked only to clone its variant list and, after a match, to mark the entry
+    /// used; freshness is judged with no lock held.
     pub fn lookup(
         &self,
         primary: &str,
         req: &CacheRequest,
         now: SystemTime,
     ) -> Option<(Arc<Entry>, policy::Reuse)> {
-        let mut index = self.lock();
-        let found = index.variants.get(primary)?.iter().find_map(|entry| {
+        let shard = self.index.shards.shard_of(primary);
+        let variants = self.index.shards.lock(shard).variants.get(primary)?.clone();
+        let found = variants.iter().find_map(|entry| {
             policy::reuse(
                 &entry.meta.policy,
                 &entry.meta.freshness,
@@ -297,7 +334,11 @@ impl Cache {
             .map(|reuse| (entry.clone(), reuse))
         });
         if let Some((entry, _)) = &found {
-            index.lru.get(&entry.id);
+            let mut locked = self.index.shards.lock(shard);
+            let used = self.index.shards.tick();
+            if let Some(slot) = locked.lru.get_mut(&entry.id) {
+                slot.used = used;
+            }
         }
         found
     }
@@ -306,41 +347,62 @@ impl Cache {
     pub fn insert(&self, entry: Arc<Entry>) {
         let mut doomed = Vec::new();
         {
-            let mut index = self.lock();
-            let index = &mut *index;
+            let mut locked = self.index.shards.lock_key(entry.meta.primary.as_str());
+            let shard = &mut *locked;
             let size = entry.meta.body_len;
-            if let Some((_, old_size)) = index.lru.pop(&entry.id) {
-                index.bytes -= old_size;
+            if shard.lru.contains(&entry.id) {
+                shard.unaccount(&entry.id, &self.index);
                 self.memory.remove(&entry.id);
                 self.close_file(&entry.id);
             }
-            let variants = index
-                .variants
-                .entry(entry.meta.primary.clone())
-                .or_default();
+            let variants = Arc::make_mut(
+                shard
+                    .variants
+                    .entry(entry.meta.primary.clone())
+                    .or_default(),
+            );
             variants.retain(|e| e.id != entry.id);
             if variants.len() >= MAX_VARIANTS {
                 let oldest = variants.remove(0);
-                if let Some((_, old_size)) = index.lru.pop(&oldest.id) {
-                    index.bytes -= old_size;
+                if let Some(slot) = shard.lru.pop(&oldest.id) {
+                    self.index.bytes.fetch_sub(slot.bytes, Ordering::Relaxed);
+                    self.index.entries.fetch_sub(1, Ordering::Relaxed);
                 }
                 doomed.push(oldest);
             }
             variants.push(entry.clone());
-            index.lru.put(entry.id, (entry.meta.primary.clone(), size));
-            index.bytes += size;
-            while index.bytes > self.disk_capacity && index.lru.len() > 1 {
-                let Some((id, (primary, size))) = index.lru.pop_lru() else {
-                    break;
-                };
-                index.bytes -= size;
-                if let Some(variants) = index.variants.get_mut(&primary) {
-                    if let Some(pos) = variants.iter().position(|e| e.id == id) {
-                        doomed.push(variants.remove(pos));
-                    }
-                    if variants.is_empty() {
-                        index.variants.remove(&primary);
-                    }
+            let used = self.index.shards.tick();
+            shard.lru.put(
+                entry.id,
+                Slot {
+                    primary: entry.meta.primary.clone(),
+                    bytes: size,
+                    used,
+                },
+            );
+            self.index.bytes.fetch_add(size, Ordering::Relaxed);
+            self.index.entries.fetch_add(1, Ordering::Relaxed);
+        }
+        while self.index.bytes.load(Ordering::Relaxed) > self.disk_capacity
+            && self.index.entries.load(Ordering::Relaxed) > 1
+        {
+            let oldest =
+                (self.index.shards).oldest(|shard| shard.lru.peek_lru().map(|(_, slot)| slot.used));
+            let Some(i) = oldest else { break };
+            let mut locked = self.index.shards.lock(i);
+            let shard = &mut *locked;
+            let Some((id, slot)) = shard.lru.pop_lru() else {
+                continue;
+            };
+            self.index.bytes.fetch_sub(slot.bytes, Ordering::Relaxed);
+            self.index.entries.fetch_sub(1, Ordering::Relaxed);
+            if let Some(list) = shard.variants.get_mut(&slot.primary) {
+                let variants = Arc::make_mut(list);
+                if let Some(pos) = variants.iter().position(|e| e.id == id) {
+                    doomed.push(variants.remove(pos));
+                }
+                if variants.is_empty() {
+                    shard.variants.remove(&slot.primary);
                 }
             }
         }
@@ -358,9 +420,9 @@ impl Cache {
     /// Replaces an entry's metadata after a 304 (same body). Blocking (writes the meta file).
     pub fn update_meta(&self, entry: Arc<Entry>) -> io::Result<()> {
         self.disk.write_meta(&entry.id, &entry.meta)?;
-        let mut index = self.lock();
-        if let Some(variants) = index.variants.get_mut(&entry.meta.primary) {
-            for slot in variants.iter_mut().filter(|e| e.id == entry.id) {
+        let mut shard = self.index.shards.lock_key(entry.meta.primary.as_str());
+        if let Some(list) = shard.variants.get_mut(&entry.meta.primary) {
+            for slot in Arc::make_mut(list).iter_mut().filter(|e| e.id == entry.id) {
                 *slot = entry.clone();
             }
         }
@@ -370,16 +432,14 @@ impl Cache {
     /// Removes every variant of one URL; returns how many entries went.
     pub fn remove_primary(&self, primary: &str) -> usize {
         let removed = {
-            let mut index = self.lock();
-            let removed = index.variants.remove(primary).unwrap_or_default();
-            for entry in &removed {
-                if let Some((_, size)) = index.lru.pop(&entry.id) {
-                    index.bytes -= size;
-                }
+            let mut shard = self.index.shards.lock_key(primary);
+            let removed = shard.variants.remove(primary).unwrap_or_default();
+            for entry in removed.iter() {
+                shard.unaccount(&entry.id, &self.index);
             }
             removed
         };
-        for entry in &removed {
+        for entry in removed.iter() {
             self.forget(entry);
         }
         removed.len()
@@ -387,28 +447,27 @@ impl Cache {
 
     /// Removes every entry whose primary key starts with `prefix` (a directory refresh).
     pub fn remove_prefix(&self, prefix: &str) -> usize {
-        let keys: Vec<String> = self
-            .lock()
-            .variants
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
+        let mut keys: Vec<String> = Vec::new();
+        self.index.shards.for_each(|shard| {
+            let under = shard.variants.keys().filter(|k| k.starts_with(prefix));
+            keys.extend(under.cloned());
+        });
         keys.iter().map(|k| self.remove_primary(k)).sum()
     }
 
     pub fn stats(&self) -> CacheStats {
         let (memory_entries, memory_bytes) = self.memory.usage();
-        let index = self.lock();
         let mut entries_per_domain: HashMap<String, u64> = HashMap::new();
-        for entry in index.variants.values().flatten() {
-            *entries_per_domain
-                .entry(entry.meta.domain.clone())
-                .or_default() += 1;
-        }
+        self.index.shards.for_each(|shard| {
+            for entry in shard.variants.values().flat_map(|list| list.iter()) {
+                *entries_per_domain
+                    .entry(entry.meta.domain.clone())
+                    .or_default() += 1;
+            }
+        });
         CacheStats {
-            entries: index.lru.len() as u64,
-            disk_bytes: index.bytes,
+            entries: self.index.entries.load(Ordering::Relaxed),
+            disk_bytes: self.index.bytes.load(Ordering::Relaxed),
             disk_capacity: self.disk_capacity,
             memory_entries,
             memory_bytes,
@@ -473,13 +532,11 @@ impl Cache {
 
     /// The entry's body file, from the open-file LRU or opened (and verified) now.
     async fn open_file(&self, entry: &Arc<Entry>) -> io::Result<Arc<File>> {
-        {
-            let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((name, file)) = open.get(&entry.id)
-                && *name == entry.meta.body_file
-            {
-                return Ok(file.clone());
-            }
+        let cached = self.open_files.get_with(&entry.id, |(name, file)| {
+            (*name == entry.meta.body_file).then(|| file.clone())
+        });
+        if let Some(file) = cached.flatten() {
+            return Ok(file);
         }
         let disk = self.disk.clone();
         let owned = entry.clone();
@@ -498,17 +555,13 @@ impl Cache {
             self.memory.insert(entry.id, bytes);
         }
         let file = Arc::new(file);
-        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
-        open.put(entry.id, (entry.meta.body_file.clone(), file.clone()));
-        while open.len() > self.open_files_max {
-            open.pop_lru();
-        }
+        let named = (entry.meta.body_file.clone(), file.clone());
+        self.open_files.put(entry.id, named, 1);
         Ok(file)
     }
 
     fn close_file(&self, id: &EntryId) {
-        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
-        open.pop(id);
+        self.open_files.remove(id);
     }
 
     /// Starts storing a response: a temp file that readers can follow while it grows.
@@ -548,5 +601,112 @@ impl Cache {
             frame_timeout,
         };
         Ok((fill, writer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::cdn::Business;
+    use disk::META_VERSION;
+    use policy::{Reuse, StoreDecision};
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+    }
+
+    /// A fresh (max-age=3600), committed-looking entry for `path`, indexed only.
+    fn entry(path: &str, body_len: u64) -> Arc<Entry> {
+        let primary = policy::primary_key("example.com", path);
+        let req = CacheRequest::new("example.com", path, &HeaderMap::new());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=3600"),
+        );
+        let StoreDecision::Store { policy, freshness } =
+            policy::decide_store(&req, StatusCode::OK, &headers, Business::SmallFiles, now())
+        else {
+            panic!("max-age=3600 is storable");
+        };
+        let meta = StoredMeta {
+            version: META_VERSION,
+            primary: primary.clone(),
+            domain: "example.com".into(),
+            business: Business::SmallFiles,
+            status: 200,
+            headers: headers_to_pairs(&headers),
+            policy: *policy,
+            freshness,
+            body_file: format!("{path}.body").replace('/', "_"),
+            body_len,
+            body_sha256: String::new(),
+        };
+        Arc::new(Entry::new(
+            EntryId::for_variant(&primary, &headers, &HeaderMap::new()),
+            meta,
+        ))
+    }
+
+    fn cache(disk_bytes: u64) -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(dir.path()), 1 << 20, disk_bytes).unwrap();
+        (dir, cache)
+    }
+
+    /// A plain GET of what `entry` stores.
+    fn request(entry: &Entry) -> CacheRequest {
+        let path = entry.meta.primary.strip_prefix("example.com").unwrap();
+        CacheRequest::new("example.com", path, &HeaderMap::new())
+    }
+
+    #[test]
+    fn a_lookup_does_not_wait_for_another_shards_lock() {
+        let (_dir, cache) = cache(1 << 30);
+        let held = entry("/held", 10);
+        let shard_of = |e: &Entry| cache.index.shards.shard_of(e.meta.primary.as_str());
+        let other = (0..)
+            .map(|n| entry(&format!("/other-{n}"), 10))
+            .find(|e| shard_of(e) != shard_of(&held))
+            .unwrap();
+        cache.insert(held.clone());
+        cache.insert(other.clone());
+        std::thread::scope(|scope| {
+            // Released when this closure ends, even by a failed assertion, before the
+            // scope joins the thread.
+            let _held = cache.index.shards.lock(shard_of(&held));
+            let (tx, rx) = mpsc::channel();
+            let (cache, other) = (&cache, &other);
+            scope.spawn(move || tx.send(cache.lookup(&other.meta.primary, &request(other), now())));
+            let found = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a lookup waited for another shard's lock");
+            let (found, reuse) = found.expect("the other entry is stored");
+            assert_eq!(found.id, other.id);
+            assert_eq!(reuse, Reuse::Fresh);
+        });
+    }
+
+    #[test]
+    fn eviction_follows_one_lru_order_across_shards() {
+        let (_dir, cache) = cache(300);
+        let entries: Vec<_> = (0..3).map(|n| entry(&format!("/e{n}"), 100)).collect();
+        for e in &entries {
+            cache.insert(e.clone());
+        }
+        let look = |e: &Entry| cache.lookup(&e.meta.primary, &request(e), now());
+        assert!(look(&entries[0]).is_some()); // /e0 is now the most recently used
+        cache.insert(entry("/e3", 100));
+        assert!(
+            look(&entries[1]).is_none(),
+            "/e1 was the least recently used"
+        );
+        assert!(look(&entries[0]).is_some() && look(&entries[2]).is_some());
+        assert_eq!(cache.stats().entries, 3);
+        assert_eq!(cache.stats().disk_bytes, 300);
+        assert_eq!(cache.remove_prefix("example.com/e"), 3);
+        assert_eq!((cache.stats().entries, cache.stats().disk_bytes), (0, 0));
     }
 }

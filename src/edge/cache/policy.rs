@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy, RequestLike};
 
-use crate::edge::route::Business;
+use crate::cdn::Business;
 
 /// The RFC 9213 targeted field this edge obeys and never forwards.
 pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";

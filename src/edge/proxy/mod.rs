@@ -28,6 +28,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 
+use crate::cdn::normalize_host;
 use crate::edge::body::Body;
 use crate::edge::cache::coalesce::{self, Coalescer, Join};
 use crate::edge::cache::disk::{META_VERSION, StoredMeta};
@@ -36,7 +37,7 @@ use crate::edge::cache::{Cache, Entry, EntryId, Fill, FillWriter, headers_to_pai
 use crate::edge::metrics::{self, DomainCounters, Metrics};
 use crate::edge::origin::{OriginClient, OriginError, OriginErrorKind, OriginRequest};
 use crate::edge::range;
-use crate::edge::route::{OriginSpec, Router, normalize_host};
+use crate::edge::route::{OriginSpec, Router};
 use crate::edge::zero_copy::FileSender;
 
 mod respond;
