@@ -1,5 +1,5 @@
-//! The reload path: what triggers a reload (file changes through `notify`, SIGHUP, the
-//! admin `POST /reload`) and how it is applied.
+//! The reload path: what triggers a reload (file changes through [`crate::watch`], SIGHUP,
+//! the admin `POST /reload`) and how it is applied.
 //!
 //! Every trigger runs the same [`Reloader::reload`]: parse and validate *all* sources into a
 //! new [`Snapshot`] off the async runtime, then swap it in with one `ArcSwap::store`. On any
@@ -11,16 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio_util::sync::CancellationToken;
 
 use crate::snapshot::Shared;
 use crate::snapshot::{Snapshot, Sources};
+use crate::watch::{self, Batch, RecursiveMode, Watch, WatchError};
 
 /// How long file events settle before a reload: an editor's write-rename-chmod, or an
 /// operator copying several files, becomes one reload.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub const DEBOUNCE: Duration = watch::SETTLE;
+
+/// The longest a change waits for its reload while edits keep coming.
+pub const MAX_WAIT: Duration = watch::MAX_WAIT;
 
 /// The outcome of the last reload attempt, for `/status`.
 #[derive(Clone, Debug)]
@@ -157,21 +159,14 @@ impl Reloader {
 
     /// Start watching the sources. Returns once the watches are in place, so no edit made
     /// after this returns can be missed; [`Watcher::run`] then reloads on each change.
-    pub fn watch(self: &Arc<Self>) -> notify::Result<Watcher> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(PathBuf, Instant)>>();
-        let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-            if let Ok(events) = result {
-                let paths: Vec<(PathBuf, Instant)> = events
-                    .into_iter()
-                    // Opening and reading a file (our own reloads do) is no change.
-                    .filter(|e| !e.event.kind.is_access())
-                    .flat_map(|e| {
-                        let time = e.time;
-                        e.event.paths.into_iter().map(move |p| (p, time))
-                    })
-                    .collect();
-                let _ = tx.send(paths);
-            }
+    pub fn watch(self: &Arc<Self>) -> Result<Watcher, WatchError> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Batch>();
+        let relevant = {
+            let (shared, sources) = (self.shared.clone(), self.sources.clone());
+            move |path: &Path| sources.is_relevant(path, &shared.snapshot.load().watched_files())
+        };
+        let watch = Watch::new(DEBOUNCE, MAX_WAIT, relevant, move |batch| {
+            let _ = tx.send(batch);
         })?;
         // Installed now, not in `run`: a SIGHUP before then would otherwise kill the process.
         #[cfg(unix)]
@@ -179,7 +174,7 @@ impl Reloader {
             .map_err(|e| notify::Error::generic(&format!("cannot handle SIGHUP: {e}")))?;
         let mut watcher = Watcher {
             reloader: self.clone(),
-            debouncer,
+            watch,
             rx,
             watched: Vec::new(),
             #[cfg(unix)]
@@ -194,11 +189,8 @@ impl Reloader {
 /// File watches on the sources, feeding reloads.
 pub struct Watcher {
     reloader: Arc<Reloader>,
-    debouncer: notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
-    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<(PathBuf, Instant)>>,
+    watch: Watch,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Batch>,
     watched: Vec<PathBuf>,
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
@@ -209,7 +201,7 @@ impl Watcher {
         if self.watched.iter().any(|w| w == dir) {
             return;
         }
-        match self.debouncer.watch(dir, mode) {
+        match self.watch.add(dir, mode) {
             Ok(()) => self.watched.push(dir.to_path_buf()),
             Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
         }
@@ -242,22 +234,15 @@ impl Watcher {
             let trigger = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = sighup => "SIGHUP",
-                paths = self.rx.recv() => {
-                    let Some(mut paths) = paths else { return Ok(()) };
-                    // Events that piled up during the last reload make one reload, not many.
+                batch = self.rx.recv() => {
+                    let Some(mut batch) = batch else { return Ok(()) };
+                    // Batches that piled up during the last reload make one reload, not many.
                     while let Ok(more) = self.rx.try_recv() {
-                        paths.extend(more);
+                        batch.last = batch.last.max(more.last);
                     }
-                    let included = self.reloader.shared.snapshot.load().watched_files();
-                    let newest = paths
-                        .iter()
-                        .filter(|(p, _)| self.reloader.sources.is_relevant(p, &included))
-                        .map(|&(_, t)| t)
-                        .max();
-                    match (newest, self.reloader.last_started()) {
-                        (None, _) => continue,
+                    match self.reloader.last_started() {
                         // A reload (SIGHUP, POST) that began after the change already read it.
-                        (Some(changed), Some(started)) if started > changed => continue,
+                        Some(started) if started > batch.last => continue,
                         _ => "file change",
                     }
                 }
