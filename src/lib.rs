@@ -7,7 +7,7 @@
 //! query  : dns::server (UDP/TCP sockets) -> dns::handler -> Snapshot (ArcSwap)
 //!             -> zone (authoritative lookup)      \-> gslb (pure selection)
 //!                                                     <- geo (client location) <- health (table)
-//! reload : daemon::reload (notify / SIGHUP / admin POST) -> snapshot::Snapshot::load
+//! reload : daemon::reload (watch / SIGHUP / admin POST) -> snapshot::Snapshot::load
 //!             -> ArcSwap::store (snapshot::Shared)
 //! health : health (one task per edge, hyper GET) -> health::Table (atomics)
 //! edge   : edge (hyper reverse proxy + RFC 9111 cache), its own binary
@@ -25,6 +25,7 @@
 //!   [`daemon::reload`] (what triggers a reload and how it is applied),
 //!   [`daemon::admin`] (its admin HTTP endpoints), [`daemon::metrics`] (every metric name).
 //! - [`edge`]: the caching edge (`meridian-edge`).
+//! - [`watch`]: the debounced file watch both binaries reload from (settle + max wait).
 
 pub mod cdn;
 pub mod daemon;
@@ -34,4 +35,5 @@ pub mod geo;
 pub mod gslb;
 pub mod health;
 pub mod snapshot;
+pub mod watch;
 pub mod zone;

@@ -34,6 +34,10 @@ fn soa_ttl(msg: &Message) -> Option<u32> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn exact_match_is_authoritative() {
     let s = server();
     let m = s.query("www.example.test.", RecordType::A);
@@ -59,6 +63,10 @@ fn nodata_carries_soa_with_negative_ttl() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn nxdomain_carries_soa_with_negative_ttl() {
     let s = server();
     let m = s.query("nope.example.test.", RecordType::A);
@@ -186,6 +194,10 @@ fn empty_non_terminal_gives_nodata() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn delegation_gives_a_referral_with_glue() {
     let s = server();
     let m = s.query("host.child.example.test.", RecordType::A);
@@ -230,6 +242,10 @@ fn ds_at_a_delegation_is_answered_from_the_parent() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn ds_records_of_a_signed_delegation_are_served_by_the_parent() {
     let s = server();
     let m = s.query("signed.example.test.", RecordType::DS);
@@ -273,6 +289,10 @@ fn additional_section_has_addresses_of_mx_srv_and_ns_targets() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn query_outside_every_zone_is_refused() {
     let s = server();
     let m = s.query("www.example.com.", RecordType::A);
@@ -343,6 +363,10 @@ fn undecodable_message_is_a_format_error_with_its_id() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn large_answer_is_truncated_over_udp_and_complete_over_tcp() {
     let s = server();
     let q = query_message("big.example.test.", RecordType::TXT, false, None);
@@ -393,6 +417,10 @@ fn edns_is_echoed_with_our_payload_size() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn unknown_edns_version_gets_badvers() {
     let s = server();
     let out = dig(s.dns, &["www.example.test", "A", "+edns=1", "+noednsneg"]);
@@ -471,6 +499,10 @@ fn client_subnet_with_more_address_octets_than_its_prefix_gets_formerr() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn client_subnet_on_static_data_is_echoed_with_scope_zero() {
     let s = server();
     let q = query_message(
@@ -552,6 +584,10 @@ fn per_query_logging_is_off_by_default() {
 /// `version.bind` what it runs, as NSD and Knot answer; `--identity` and `--hide-version`
 /// set them. Other CHAOS names stay refused.
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn chaos_txt_names_the_server_and_its_version() {
     let s = Server::with_zones(&fixture())
         .arg("--identity")

@@ -73,6 +73,10 @@ fn transfer_wire(server: std::net::SocketAddr, request: &Message) -> Vec<Vec<u8>
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn an_allowed_client_transfers_a_plain_zone_with_dig() {
     let dir = copy_fixture("gslb-dns");
     std::fs::write(
@@ -129,6 +133,10 @@ fn an_allowed_client_transfers_a_plain_zone_with_dig() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn transfers_are_refused_unless_allowed_and_never_for_the_cdn_zone() {
     let dir = copy_fixture("gslb-dns");
     let closed = Server::with_zones(dir.path()).start();
@@ -288,6 +296,10 @@ fn free_port() -> u16 {
 /// zone by AXFR, and after an edit of the zone file Meridian's NOTIFY makes it transfer the
 /// new version at once (its SOA refresh is two hours away).
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs knotd and dig: --features peer-tests"
+)]
 fn a_knot_secondary_follows_the_zone_through_notify() {
     follow_through_notify(None);
 }
@@ -295,6 +307,10 @@ fn a_knot_secondary_follows_the_zone_through_notify() {
 /// The same with TSIG, as secondaries across the internet run it: Knot signs its requests
 /// and checks every message of the (multi-message) answer and the NOTIFY.
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs knotd and dig: --features peer-tests"
+)]
 fn a_knot_secondary_follows_the_zone_through_signed_transfers_and_notify() {
     follow_through_notify(Some(("xfr-key", TSIG_SECRET)));
 }
@@ -380,6 +396,10 @@ fn a_secondary_that_stops_reading_does_not_hold_the_server() {
 /// With `--tsig-key`, a transfer must be signed with that key: `dig -y` gets the zone (and
 /// checks every message's signature), unsigned or wrongly signed requests do not.
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn with_a_tsig_key_only_signed_transfers_are_served() {
     let dir = copy_fixture("gslb-dns");
     std::fs::write(dir.path().join("customer.com.zone"), zone_with_hosts(3, "")).unwrap();
@@ -426,6 +446,10 @@ fn with_a_tsig_key_only_signed_transfers_are_served() {
 /// A request that fails TSIG gets NOTAUTH with a TSIG record naming the error (RFC 8945
 /// 5.3.2), as BIND and Knot answer: dig and the secondary's operator see why.
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn a_failed_tsig_is_answered_with_its_error() {
     let dir = copy_fixture("gslb-dns");
     let key = format!("hmac-sha256:xfr-key:{TSIG_SECRET}");
@@ -553,6 +577,10 @@ fn signed_query(zone: &str, key_name: &str, time: u64) -> (Message, Vec<u8>) {
 /// section 2): a secondary that is behind asks again over TCP. The same clients as over TCP
 /// may ask; AXFR over UDP stays REFUSED.
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn ixfr_over_udp_is_answered_with_the_current_soa() {
     let dir = copy_fixture("gslb-dns");
     std::fs::write(dir.path().join("customer.com.zone"), zone_with_hosts(5, "")).unwrap();
@@ -618,6 +646,10 @@ fn ixfr_over_udp_is_answered_with_the_current_soa() {
 
 /// With `--tsig-key`, an IXFR over UDP must be signed too, and its SOA answer is signed.
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn a_signed_ixfr_over_udp_gets_a_signed_soa() {
     let dir = copy_fixture("gslb-dns");
     std::fs::write(dir.path().join("customer.com.zone"), zone_with_hosts(6, "")).unwrap();

@@ -85,6 +85,10 @@ fn scheduled_edge(dns: SocketAddr) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 async fn dns_sends_clients_to_a_healthy_edge_that_serves_the_origin() {
     let origin = origin()
         .route(

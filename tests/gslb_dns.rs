@@ -167,6 +167,10 @@ fn answers_are_authoritative_with_the_configured_ttl() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn ecs_is_echoed_with_the_geoip_network_as_scope() {
     let Setup { server: s, .. } = start();
     let m = ecs_query(&s, TARGET, RecordType::A, "1.0.0.0/24");
@@ -182,6 +186,10 @@ fn ecs_is_echoed_with_the_geoip_network_as_scope() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn clients_the_database_does_not_know_go_to_the_default_country() {
     let Setup { server: s, .. } = start();
     // dig from 127.0.0.1 (unknown: loopback) without ECS: placed in "US".
@@ -199,6 +207,10 @@ fn clients_the_database_does_not_know_go_to_the_default_country() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn the_source_address_locates_clients_without_ecs() {
     let Setup { server: s, .. } = start();
     // 127.5.0.0/16 is CN in the test database.
@@ -250,6 +262,10 @@ fn wildcard_domains_schedule_every_name_below_them() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peer-tests"),
+    ignore = "needs dig: --features peer-tests"
+)]
 fn customer_name_answers_the_cname_then_the_scheduled_edge() {
     let Setup { server: s, .. } = start();
     let out = dig(s.dns, &["img.customer.com", "A", "+subnet=4.0.0.0/24"]);

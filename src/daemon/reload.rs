@@ -1,26 +1,34 @@
-//! The reload path: what triggers a reload (file changes through `notify`, SIGHUP, the
-//! admin `POST /reload`) and how it is applied.
+//! The reload path: what triggers a reload (file changes through [`crate::watch`], SIGHUP,
+//! the admin `POST /reload`) and how it is applied.
 //!
 //! Every trigger runs the same [`Reloader::reload`]: parse and validate *all* sources into a
 //! new [`Snapshot`] off the async runtime, then swap it in with one `ArcSwap::store`. On any
 //! error the old snapshot keeps serving; the error is logged, counted, and kept for
 //! `/status`. Reloads are serialised so two triggers never race.
+//!
+//! Nothing a query touches waits on a reload: the new snapshot is built on a blocking
+//! thread, the swap is one atomic pointer store (readers never lock), and the replaced
+//! snapshot is freed by the reloader's retire thread ([`Retirer`]), never by a query thread
+//! that happened to hold it last (freeing a million-record zone takes long enough to stall
+//! a UDP worker's whole batch).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio_util::sync::CancellationToken;
 
 use crate::snapshot::Shared;
 use crate::snapshot::{Snapshot, Sources};
+use crate::watch::{self, Batch, RecursiveMode, Watch, WatchError};
 
 /// How long file events settle before a reload: an editor's write-rename-chmod, or an
 /// operator copying several files, becomes one reload.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub const DEBOUNCE: Duration = watch::SETTLE;
+
+/// The longest a change waits for its reload while edits keep coming.
+pub const MAX_WAIT: Duration = watch::MAX_WAIT;
 
 /// The outcome of the last reload attempt, for `/status`.
 #[derive(Clone, Debug)]
@@ -51,6 +59,7 @@ pub struct Reloader {
     last_started: Mutex<Option<Instant>>,
     before_swap: Option<BeforeSwap>,
     after_swap: Option<AfterSwap>,
+    retirer: Retirer<Snapshot>,
 }
 
 impl Reloader {
@@ -69,6 +78,7 @@ impl Reloader {
             last_started: Mutex::new(None),
             before_swap,
             after_swap,
+            retirer: Retirer::start(),
         }
     }
 
@@ -121,7 +131,7 @@ impl Reloader {
                 if let Some(hook) = &self.after_swap {
                     hook(&old, &self.shared.snapshot.load());
                 }
-                retire(old);
+                self.retirer.retire(old);
                 self.shared
                     .metrics
                     .reloads_ok
@@ -157,21 +167,14 @@ impl Reloader {
 
     /// Start watching the sources. Returns once the watches are in place, so no edit made
     /// after this returns can be missed; [`Watcher::run`] then reloads on each change.
-    pub fn watch(self: &Arc<Self>) -> notify::Result<Watcher> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(PathBuf, Instant)>>();
-        let debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-            if let Ok(events) = result {
-                let paths: Vec<(PathBuf, Instant)> = events
-                    .into_iter()
-                    // Opening and reading a file (our own reloads do) is no change.
-                    .filter(|e| !e.event.kind.is_access())
-                    .flat_map(|e| {
-                        let time = e.time;
-                        e.event.paths.into_iter().map(move |p| (p, time))
-                    })
-                    .collect();
-                let _ = tx.send(paths);
-            }
+    pub fn watch(self: &Arc<Self>) -> Result<Watcher, WatchError> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Batch>();
+        let relevant = {
+            let (shared, sources) = (self.shared.clone(), self.sources.clone());
+            move |path: &Path| sources.is_relevant(path, &shared.snapshot.load().watched_files())
+        };
+        let watch = Watch::new(DEBOUNCE, MAX_WAIT, relevant, move |batch| {
+            let _ = tx.send(batch);
         })?;
         // Installed now, not in `run`: a SIGHUP before then would otherwise kill the process.
         #[cfg(unix)]
@@ -179,7 +182,7 @@ impl Reloader {
             .map_err(|e| notify::Error::generic(&format!("cannot handle SIGHUP: {e}")))?;
         let mut watcher = Watcher {
             reloader: self.clone(),
-            debouncer,
+            watch,
             rx,
             watched: Vec::new(),
             #[cfg(unix)]
@@ -194,11 +197,8 @@ impl Reloader {
 /// File watches on the sources, feeding reloads.
 pub struct Watcher {
     reloader: Arc<Reloader>,
-    debouncer: notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
-    rx: tokio::sync::mpsc::UnboundedReceiver<Vec<(PathBuf, Instant)>>,
+    watch: Watch,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Batch>,
     watched: Vec<PathBuf>,
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
@@ -209,7 +209,7 @@ impl Watcher {
         if self.watched.iter().any(|w| w == dir) {
             return;
         }
-        match self.debouncer.watch(dir, mode) {
+        match self.watch.add(dir, mode) {
             Ok(()) => self.watched.push(dir.to_path_buf()),
             Err(e) => tracing::warn!("cannot watch {}: {e}", dir.display()),
         }
@@ -242,22 +242,15 @@ impl Watcher {
             let trigger = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = sighup => "SIGHUP",
-                paths = self.rx.recv() => {
-                    let Some(mut paths) = paths else { return Ok(()) };
-                    // Events that piled up during the last reload make one reload, not many.
+                batch = self.rx.recv() => {
+                    let Some(mut batch) = batch else { return Ok(()) };
+                    // Batches that piled up during the last reload make one reload, not many.
                     while let Ok(more) = self.rx.try_recv() {
-                        paths.extend(more);
+                        batch.last = batch.last.max(more.last);
                     }
-                    let included = self.reloader.shared.snapshot.load().watched_files();
-                    let newest = paths
-                        .iter()
-                        .filter(|(p, _)| self.reloader.sources.is_relevant(p, &included))
-                        .map(|&(_, t)| t)
-                        .max();
-                    match (newest, self.reloader.last_started()) {
-                        (None, _) => continue,
+                    match self.reloader.last_started() {
                         // A reload (SIGHUP, POST) that began after the change already read it.
-                        (Some(changed), Some(started)) if started > changed => continue,
+                        Some(started) if started > batch.last => continue,
                         _ => "file change",
                     }
                 }
@@ -269,18 +262,132 @@ impl Watcher {
     }
 }
 
-/// Free a replaced snapshot on a blocking thread, not on the query path: freeing a
-/// million-record zone takes long enough to stall a UDP worker that happened to hold the
-/// last reference. Queries hold a snapshot only for one batch, so the wait for them to let
-/// go is short; it is bounded, and past the bound whoever holds it last frees it.
-fn retire(old: Arc<Snapshot>) {
-    tokio::task::spawn_blocking(move || {
-        for _ in 0..100_000 {
-            if Arc::strong_count(&old) == 1 {
-                break;
-            }
-            std::thread::yield_now();
+/// Frees replaced snapshots on a thread of its own.
+///
+/// A query thread may still hold the snapshot a reload replaced (a UDP worker holds one for
+/// a batch, a zone transfer for the whole transfer): ArcSwap pays those readers' debts with
+/// real references during the swap, so whoever drops the last reference frees the
+/// snapshot. The retire thread keeps one reference and lets go of it only through
+/// [`Arc::try_unwrap`], which succeeds only when that reference is the last: nobody else
+/// can then obtain one (the snapshot is out of the `ArcSwap`, and no `Weak` to it exists),
+/// so the free happens here, always. There is no time bound after which it gives up and
+/// hands the free back to a query: a snapshot held for a long transfer just waits longer.
+struct Retirer<T: Send + Sync + 'static> {
+    tx: mpsc::Sender<Arc<T>>,
+}
+
+/// How often the retire thread looks again at a snapshot still in use: soon at first
+/// (queries let go within a batch), then less often (a zone transfer may take minutes).
+const RETIRE_FIRST_LOOK: Duration = Duration::from_millis(1);
+const RETIRE_LONGEST_LOOK: Duration = Duration::from_millis(100);
+
+impl<T: Send + Sync + 'static> Retirer<T> {
+    fn start() -> Retirer<T> {
+        let (tx, rx) = mpsc::channel::<Arc<T>>();
+        // The thread ends once the reloader is gone and every snapshot it was given is freed.
+        let spawned = std::thread::Builder::new()
+            .name("meridian-retire".into())
+            .spawn(move || retire_loop(rx));
+        if let Err(e) = spawned {
+            // Without it, replaced snapshots are freed by whoever holds them last, as
+            // before; serving goes on.
+            tracing::error!("cannot start the snapshot retire thread: {e}");
         }
-        drop(old);
-    });
+        Retirer { tx }
+    }
+
+    fn retire(&self, old: Arc<T>) {
+        if let Err(mpsc::SendError(old)) = self.tx.send(old) {
+            // No retire thread (it could not start): free it from this reload task then.
+            drop(old);
+        }
+    }
+}
+
+fn retire_loop<T>(rx: mpsc::Receiver<Arc<T>>) {
+    let mut held: Vec<Arc<T>> = Vec::new();
+    let mut look = RETIRE_FIRST_LOOK;
+    let mut open = true;
+    while open || !held.is_empty() {
+        let received = if held.is_empty() {
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else if open {
+            rx.recv_timeout(look)
+        } else {
+            std::thread::sleep(look);
+            Err(mpsc::RecvTimeoutError::Timeout)
+        };
+        match received {
+            Ok(old) => {
+                held.push(old);
+                look = RETIRE_FIRST_LOOK;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => look = (look * 2).min(RETIRE_LONGEST_LOOK),
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+        }
+        held = held
+            .into_iter()
+            .filter_map(|old| match Arc::try_unwrap(old) {
+                Ok(last) => {
+                    let started = Instant::now();
+                    drop(last);
+                    tracing::debug!(
+                        freed_ms = started.elapsed().as_millis() as u64,
+                        "replaced snapshot freed"
+                    );
+                    None
+                }
+                Err(still_used) => Some(still_used),
+            })
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports the thread it is dropped on.
+    struct Probe(Mutex<mpsc::Sender<Option<String>>>);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let name = std::thread::current().name().map(str::to_string);
+            let _ = self.0.lock().unwrap().send(name);
+        }
+    }
+
+    /// The reference a query thread still holds when the reload retires its snapshot is
+    /// never the one that frees it: the retire thread waits for it and frees it itself.
+    #[test]
+    fn a_snapshot_held_by_a_query_is_freed_on_the_retire_thread() {
+        let retirer = Retirer::start();
+        for _ in 0..20 {
+            let (tx, freed) = mpsc::channel();
+            let old = Arc::new(Probe(Mutex::new(tx)));
+            let (held, release) = (old.clone(), mpsc::channel::<()>());
+            let (release_tx, release_rx) = release;
+            let query = std::thread::Builder::new()
+                .name("query".into())
+                .spawn(move || {
+                    release_rx.recv().unwrap();
+                    drop(held);
+                })
+                .unwrap();
+            retirer.retire(old);
+            release_tx.send(()).unwrap();
+            query.join().unwrap();
+            let on = freed.recv_timeout(Duration::from_secs(20)).unwrap();
+            assert_eq!(on.as_deref(), Some("meridian-retire"));
+        }
+    }
+
+    #[test]
+    fn an_unshared_snapshot_is_freed_on_the_retire_thread_too() {
+        let retirer = Retirer::start();
+        let (tx, freed) = mpsc::channel();
+        retirer.retire(Arc::new(Probe(Mutex::new(tx))));
+        let on = freed.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(on.as_deref(), Some("meridian-retire"));
+    }
 }

@@ -7,14 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
 use crate::cdn::CdnConfig;
 use crate::edge::metrics::{self, Metrics};
 use crate::edge::route::{DomainTable, Router};
+use crate::watch::{self, RecursiveMode, Watch};
 
 /// Why `cdn.toml` was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,36 +54,24 @@ pub fn reload(dir: &Path, router: &Router, metrics: &Metrics) -> Result<usize, Z
 }
 
 /// The live watcher; dropping it stops watching.
-pub type Watcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+pub type Watcher = Watch;
 
-/// Watches `dir` and reloads `cdn.toml` when it changes.
+/// Watches `dir` and reloads `cdn.toml` when it changes: the shared debounced watch (one
+/// reload per burst of edits, and at least one a second while edits never stop).
 pub fn watch(dir: &Path, on_change: impl Fn() + Send + 'static) -> Result<Watcher, ZonesError> {
-    let watch_err = |e: notify::Error| ZonesError::Watch {
+    let watch_err = |e: watch::WatchError| ZonesError::Watch {
         path: dir.to_path_buf(),
         message: e.to_string(),
     };
-    let mut debouncer = new_debouncer(
-        Duration::from_millis(200),
-        None,
-        move |result: DebounceEventResult| {
-            let touches_config = match &result {
-                Ok(events) => events.iter().any(|e| {
-                    e.paths
-                        .iter()
-                        .any(|p| p.file_name().is_some_and(|n| n == "cdn.toml"))
-                }),
-                Err(_) => true,
-            };
-            if touches_config {
-                on_change();
-            }
-        },
-    )
+    let is_config = |p: &Path| p.file_name().is_some_and(|n| n == "cdn.toml");
+    let mut watcher = Watch::new(watch::SETTLE, watch::MAX_WAIT, is_config, move |_| {
+        on_change()
+    })
     .map_err(watch_err)?;
-    debouncer
-        .watch(dir, RecursiveMode::NonRecursive)
+    watcher
+        .add(dir, RecursiveMode::NonRecursive)
         .map_err(watch_err)?;
-    Ok(debouncer)
+    Ok(watcher)
 }
 
 /// Starts watching and logs each reload's result.
