@@ -116,12 +116,10 @@ impl Reloader {
         let generation = previous.generation + 1;
         let sources = self.sources.clone();
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || {
-            Snapshot::load(&sources, generation, Some(&previous))
+        let loaded = load_in_background(move || {
+            Snapshot::load(&sources, generation, Some(&previous)).map_err(|e| e.to_string())
         })
-        .await
-        .map_err(|e| format!("reload task failed: {e}"))
-        .and_then(|r| r.map_err(|e| e.to_string()));
+        .await;
         let result = match loaded {
             Ok(mut snapshot) => {
                 if let Some(hook) = &self.before_swap {
@@ -276,6 +274,37 @@ struct Retirer<T: Send + Sync + 'static> {
     tx: mpsc::Sender<Arc<T>>,
 }
 
+/// Runs a load on a thread of its own at background priority, so that on a busy machine
+/// the query threads get the CPU first and a reload never makes them wait: a large zone
+/// takes a core for a second or more, and on a two-core machine under load the workers
+/// would otherwise queue behind it.
+async fn load_in_background<R: Send + 'static>(
+    load: impl FnOnce() -> Result<R, String> + Send + 'static,
+) -> Result<R, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("meridian-load".into())
+        .spawn(move || {
+            background_priority();
+            let _ = tx.send(load());
+        })
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    rx.await
+        .map_err(|_| "the reload thread ended without a result".to_owned())?
+}
+
+/// Lowers the calling thread's CPU priority (nice 10) where the system allows it; the
+/// thread then runs whenever a query thread does not need the core.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id has no memory effects; failure (a
+    // sandbox that forbids it) leaves the priority as it was, which is harmless.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// How often the retire thread looks again at a snapshot still in use: soon at first
 /// (queries let go within a batch), then less often (a zone transfer may take minutes).
 const RETIRE_FIRST_LOOK: Duration = Duration::from_millis(1);
@@ -305,6 +334,7 @@ impl<T: Send + Sync + 'static> Retirer<T> {
 }
 
 fn retire_loop<T>(rx: mpsc::Receiver<Arc<T>>) {
+    background_priority();
     let mut held: Vec<Arc<T>> = Vec::new();
     let mut look = RETIRE_FIRST_LOOK;
     let mut open = true;
@@ -346,6 +376,28 @@ fn retire_loop<T>(rx: mpsc::Receiver<Arc<T>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A load runs off the runtime, on its own thread, below the query threads' priority;
+    /// its error comes back as the reload's error.
+    #[tokio::test]
+    async fn loads_run_on_a_background_priority_thread() {
+        let seen = load_in_background(|| {
+            let name = std::thread::current().name().map(str::to_string);
+            #[cfg(target_os = "linux")]
+            // SAFETY: reads this thread's own priority.
+            let nice =
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            #[cfg(not(target_os = "linux"))]
+            let nice = 10;
+            Ok((name, nice))
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.0.as_deref(), Some("meridian-load"));
+        assert!(seen.1 >= 10, "nice {} on the load thread", seen.1);
+        let failed = load_in_background(|| Err::<(), _>("bad zone".to_owned())).await;
+        assert_eq!(failed, Err("bad zone".to_owned()));
+    }
 
     /// Reports the thread it is dropped on.
     struct Probe(Mutex<mpsc::Sender<Option<String>>>);
