@@ -22,9 +22,10 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::mpsc;
 
+use super::steps::{self, Lookup};
 use super::{Ctx, Edge, Outcome, Served, not_modified, text, unsatisfiable};
 use crate::edge::body::{self, Body, BodyError};
-use crate::edge::cache::policy::{self, CDN_CACHE_CONTROL, Reuse};
+use crate::edge::cache::policy::{self, CDN_CACHE_CONTROL};
 use crate::edge::cache::{Entry, Fill};
 use crate::edge::metrics;
 use crate::edge::origin::OriginError;
@@ -228,21 +229,20 @@ impl Edge {
     async fn slice(self: &Arc<Self>, ctx: &Ctx, index: u64) -> Result<Slice, SliceError> {
         let sctx = ctx.for_slice(index, self.slice_bytes);
         let now = SystemTime::now();
-        let stale = match self.cache.lookup(&sctx.primary, &sctx.view, now) {
-            Some((entry, Reuse::Fresh)) => {
+        let stale = match steps::after_lookup(self.cache.lookup(&sctx.primary, &sctx.view, now)) {
+            Lookup::Hit(entry) => {
                 metrics::inc(&self.metrics.hits);
                 metrics::inc(&ctx.counters.hits);
                 return describe(index, Source::Stored(entry), true);
             }
-            Some((entry, Reuse::StaleWhileRevalidate)) => {
+            Lookup::StaleWhileRevalidate(entry) => {
                 metrics::inc(&self.metrics.hits);
                 metrics::inc(&ctx.counters.hits);
                 metrics::inc(&self.metrics.stale_served);
                 self.spawn_refresh(&sctx, entry.clone());
                 return describe(index, Source::Stored(entry), true);
             }
-            Some((entry, Reuse::Revalidate)) => Some(entry),
-            None => None,
+            Lookup::Fetch { stale } => stale,
         };
         let (outcome, _) = self.coalesced_fetch(&sctx, stale.clone()).await;
         match &*outcome {
