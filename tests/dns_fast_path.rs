@@ -61,7 +61,11 @@ fn names(snapshot: &Snapshot) -> Vec<String> {
 /// `name` in wire form with random letter case (0x20 randomisation).
 fn wire_name(name: &str, rng: &mut StdRng) -> Vec<u8> {
     let mut wire = Vec::new();
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         wire.push(label.len() as u8);
         for b in label.bytes() {
             wire.push(if rng.random_bool(0.5) {
@@ -88,7 +92,19 @@ enum Opt {
 
 fn query(name: &[u8], qtype: u16, opt: Opt, flags: [u8; 2], rng: &mut StdRng) -> Vec<u8> {
     let additional = u8::from(!matches!(opt, Opt::None));
-    let mut q = vec![rng.random(), rng.random(), flags[0], flags[1], 0, 1, 0, 0, 0, 0, 0];
+    let mut q = vec![
+        rng.random(),
+        rng.random(),
+        flags[0],
+        flags[1],
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
     q.push(additional);
     q.extend_from_slice(name);
     q.extend_from_slice(&qtype.to_be_bytes());
@@ -172,7 +188,10 @@ fn the_fast_path_answers_as_the_reference_path_does() {
                         }
                         _ => Opt::CookieEcs(rng.random_range(0..2000)),
                     };
-                    let flags = [0x01 * u8::from(rng.random_bool(0.5)), 0x10 * u8::from(rng.random_bool(0.3))];
+                    let flags = [
+                        0x01 * u8::from(rng.random_bool(0.5)),
+                        0x10 * u8::from(rng.random_bool(0.3)),
+                    ];
                     let request = query(&wire, qtype, opt, flags, &mut rng);
                     for transport in [Transport::Udp, Transport::Tcp] {
                         let client = Client {
@@ -201,7 +220,10 @@ fn the_fast_path_answers_as_the_reference_path_does() {
     );
     // Everything in this corpus has the common shape; only answers too large for a small
     // payload size go to hickory (to be truncated).
-    assert!(fast * 10 >= total * 9, "fast path took only {fast} of {total}");
+    assert!(
+        fast * 10 >= total * 9,
+        "fast path took only {fast} of {total}"
+    );
 }
 
 #[test]
@@ -212,7 +234,13 @@ fn unusual_queries_are_left_to_the_reference_path() {
         transport: Transport::Udp,
     };
     let mut rng = StdRng::seed_from_u64(1);
-    let plain = query(&wire_name("www.example.test.", &mut rng), 1, Opt::None, [1, 0], &mut rng);
+    let plain = query(
+        &wire_name("www.example.test.", &mut rng),
+        1,
+        Opt::None,
+        [1, 0],
+        &mut rng,
+    );
     assert_eq!(compare_with_reference(snapshot, client, &plain), Ok(true));
     let mut variants = Vec::new();
     // Opcode NOTIFY; class CH; two questions' worth of count; EDNS version 1; a bad ECS
@@ -227,11 +255,23 @@ fn unusual_queries_are_left_to_the_reference_path() {
     let mut two = plain.clone();
     two[5] = 2;
     variants.push(two);
-    let mut v1 = query(&wire_name("www.example.test.", &mut rng), 1, Opt::Plain(1232), [1, 0], &mut rng);
+    let mut v1 = query(
+        &wire_name("www.example.test.", &mut rng),
+        1,
+        Opt::Plain(1232),
+        [1, 0],
+        &mut rng,
+    );
     let version_at = v1.len() - 5;
     v1[version_at] = 1;
     variants.push(v1);
-    let mut scoped = query(&wire_name("www.example.test.", &mut rng), 1, Opt::Ecs(1232, 1, 24), [1, 0], &mut rng);
+    let mut scoped = query(
+        &wire_name("www.example.test.", &mut rng),
+        1,
+        Opt::Ecs(1232, 1, 24),
+        [1, 0],
+        &mut rng,
+    );
     let scope_at = scoped.len() - 4;
     scoped[scope_at] = 16;
     variants.push(scoped);

@@ -64,10 +64,7 @@ const POLICIES: [(Region, &str); 3] = [
 ];
 
 fn policy_slot(region: Region) -> usize {
-    POLICIES
-        .iter()
-        .position(|&(r, _)| r == region)
-        .unwrap_or(0)
+    POLICIES.iter().position(|&(r, _)| r == region).unwrap_or(0)
 }
 
 /// The name a region policy has in the metrics.
@@ -112,9 +109,7 @@ pub struct EdgeCounters {
 
 impl EdgeCounters {
     fn get(&self, edge: usize, region: Region) -> Option<&AtomicU64> {
-        self.by_edge
-            .get(edge)
-            .map(|row| &*row[policy_slot(region)])
+        self.by_edge.get(edge).map(|row| &*row[policy_slot(region)])
     }
 }
 

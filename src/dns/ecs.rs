@@ -263,10 +263,22 @@ mod tests {
         assert_eq!(v6.addr, "2001:db8:0:1200::".parse::<IpAddr>().unwrap());
         assert!(parse_option(&[0, 1, 0, 0]).is_some(), "source /0");
         assert!(parse_option(&[0, 1, 24, 8, 192, 0, 2]).is_none(), "scope");
-        assert!(parse_option(&[0, 1, 24, 0, 192, 0, 2, 0]).is_none(), "octets");
-        assert!(parse_option(&[0, 1, 24, 0, 192, 0, 3 | 1]).is_some(), "in prefix");
-        assert!(parse_option(&[0, 1, 23, 0, 192, 0, 3]).is_none(), "bits past");
-        assert!(parse_option(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_none(), "too long");
+        assert!(
+            parse_option(&[0, 1, 24, 0, 192, 0, 2, 0]).is_none(),
+            "octets"
+        );
+        assert!(
+            parse_option(&[0, 1, 24, 0, 192, 0, 3 | 1]).is_some(),
+            "in prefix"
+        );
+        assert!(
+            parse_option(&[0, 1, 23, 0, 192, 0, 3]).is_none(),
+            "bits past"
+        );
+        assert!(
+            parse_option(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_none(),
+            "too long"
+        );
         assert!(parse_option(&[0, 3, 0, 0]).is_none(), "family");
     }
 

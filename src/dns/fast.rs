@@ -131,7 +131,14 @@ pub fn answer(
             None => 512,
         },
     };
-    if !encode(snapshot.cdn.as_deref(), request, &parsed, &resolution, limit, out) {
+    if !encode(
+        snapshot.cdn.as_deref(),
+        request,
+        &parsed,
+        &resolution,
+        limit,
+        out,
+    ) {
         out.clear();
         return None;
     }
@@ -392,7 +399,13 @@ fn describe(wire: &[u8]) -> Result<String, String> {
         .map_err(|e| format!("answer does not decode: {e}"))?;
     let mut text = format!("{:?}\n", message.metadata);
     for query in &message.queries {
-        let _ = writeln!(text, "Q {} {} {}", query.name(), query.query_type(), query.query_class());
+        let _ = writeln!(
+            text,
+            "Q {} {} {}",
+            query.name(),
+            query.query_type(),
+            query.query_class()
+        );
     }
     let sections = [
         ("AN", &message.answers),

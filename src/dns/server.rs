@@ -284,11 +284,9 @@ fn answer_datagram(
     };
     shared.metrics.count_query(counted.qtype, counted.rcode);
     if let Some(scheduled) = &counted.scheduled {
-        shared.metrics.count_scheduled(
-            &snapshot.edge_counters,
-            snapshot.cdn.as_deref(),
-            scheduled,
-        );
+        shared
+            .metrics
+            .count_scheduled(&snapshot.edge_counters, snapshot.cdn.as_deref(), scheduled);
     }
     if counted.truncated {
         shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);

@@ -225,9 +225,7 @@ impl QueryName {
     }
 
     /// The labels, leftmost first, lowercased (the root not included).
-    pub fn labels(
-        &self,
-    ) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator + '_ {
+    pub fn labels(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator + '_ {
         (0..self.labels).map(move |i| {
             let start = usize::from(self.label_starts[i]);
             let len = usize::from(self.buf[start]);
@@ -324,7 +322,10 @@ mod tests {
         assert_eq!(parent.label_count(), 2);
         assert_eq!(parent.ancestor(1), b"\x03com\x00");
         assert_eq!(parent.parent().parent().bytes(), b"\x00");
-        assert!(QueryName::from_wire(b"\x03www\xc0\x0c").is_none(), "pointer");
+        assert!(
+            QueryName::from_wire(b"\x03www\xc0\x0c").is_none(),
+            "pointer"
+        );
         assert!(QueryName::from_wire(b"\x03ww").is_none(), "short");
     }
 

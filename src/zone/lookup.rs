@@ -41,7 +41,10 @@ pub enum Authority<'z> {
     NegativeSoa(&'z RrSet),
     /// A referral: the child's NS RRset, owned by the query name's ancestor with `labels`
     /// labels (the zone cut).
-    Referral { labels: usize, ns: &'z RrSet },
+    Referral {
+        labels: usize,
+        ns: &'z RrSet,
+    },
 }
 
 impl Lookup<'_> {
@@ -62,8 +65,7 @@ impl Zone {
     /// CNAMEs are not followed: `cname_target` tells the caller where to continue.
     pub fn lookup(&self, qname: &QueryName, qtype: u16) -> Lookup<'_> {
         let labels = qname.label_count();
-        if labels < self.origin_labels || qname.ancestor(self.origin_labels) != &*self.origin_key
-        {
+        if labels < self.origin_labels || qname.ancestor(self.origin_labels) != &*self.origin_key {
             return Lookup::empty(Rcode::Refused, false);
         }
         let Some(mut node) = self.nodes.get(&*self.origin_key) else {
