@@ -178,15 +178,15 @@ impl Snapshot {
         } else {
             None
         };
-        if let (Some(zones), Some(cfg)) = (&zones, &cdn) {
-            if zones.get_named(&cfg.zone).is_none() {
-                lines.push(format!(
-                    "{}: [cdn] zone \"{}\" is not served: add a zone file with this origin to {}",
-                    cdn_path.display(),
-                    cfg.zone,
-                    sources.zones_dir.display()
-                ));
-            }
+        if let (Some(zones), Some(cfg)) = (&zones, &cdn)
+            && zones.get_named(&cfg.zone).is_none()
+        {
+            lines.push(format!(
+                "{}: [cdn] zone \"{}\" is not served: add a zone file with this origin to {}",
+                cdn_path.display(),
+                cfg.zone,
+                sources.zones_dir.display()
+            ));
         }
         let geo = match &sources.geoip {
             Some(path) if path.exists() => match load_geo(path, previous) {

@@ -4,13 +4,13 @@
 //! table and, for scheduled names asked without ECS, the client's address. So the UDP
 //! worker keeps the encoded answer of each query it has seen, and answers a repeat by
 //! copying it and patching the ID: no decode, no lookup, no encode, no allocation. Entries
-//! are dropped whole when the snapshot or health generation changes, and when the cache
-//! grows past its bound. Keys are exact bytes, so a query whose name differs only in case
+//! are dropped whole when the snapshot or health generation changes; a full cache takes
+//! no new entries until then. Keys are exact bytes, so a query whose name differs only in case
 //! (0x20 randomisation) is a different entry and gets its own, exact, answer.
 //!
-//! Only answers from hickory's path are kept: the fast path ([`super::fast`]) answers at
-//! about the cost of a replay, and storing (two allocations, a full cache dropped whole)
-//! would cost more than it saves on traffic that never repeats.
+//! Only answers from hickory's path and scheduled answers are kept: the fast path
+//! ([`super::fast`]) answers a zone name at about the cost of a replay, and storing (two
+//! allocations) would cost more than it saves on traffic that never repeats.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -105,8 +105,11 @@ impl AnswerCache {
         if query.len() < 12 || answer.len() < 12 || how == Cacheability::Never {
             return;
         }
+        // Full: keep what is there until the next generation. Traffic that never repeats
+        // (random subdomains, ECS from everywhere) then costs one failed lookup per query
+        // instead of a store and, every MAX_ENTRIES queries, dropping them all.
         if self.by_query.len() + self.per_source.len() >= MAX_ENTRIES {
-            self.clear(generation);
+            return;
         }
         let key: Box<[u8]> = query[2..].into();
         match how {

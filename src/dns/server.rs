@@ -266,10 +266,10 @@ fn answer_datagram(
                 truncated: answered.truncated,
                 scheduled: answered.scheduled,
             };
-            // The fast path answers at about the cost of a replay, and a store costs more
-            // than either (two allocations, and a full cache dropped whole): the cache
-            // keeps only what hickory's path answered.
-            if !answered.fast {
+            // The fast path answers a zone name at about the cost of a replay, and a store
+            // costs more (two allocations): the cache keeps what hickory's path answered
+            // and scheduled answers (a GeoIP lookup and a selection each).
+            if !answered.fast || answered.scheduled.is_some() {
                 cache.store(
                     generation,
                     query,
