@@ -48,7 +48,7 @@ fn names(snapshot: &Snapshot) -> Vec<String> {
         for domain in &cdn.domains {
             let name = domain.name.replace('*', "some.where");
             names.insert(format!("{name}.{}", cdn.suffix));
-            names.insert(format!("{}", cdn.suffix));
+            names.insert(cdn.suffix.clone());
         }
         names.insert(format!("unknown.customer.{}", cdn.suffix));
         names.insert(format!("customer.com.{}", cdn.suffix));
@@ -189,7 +189,7 @@ fn the_fast_path_answers_as_the_reference_path_does() {
                         _ => Opt::CookieEcs(rng.random_range(0..2000)),
                     };
                     let flags = [
-                        0x01 * u8::from(rng.random_bool(0.5)),
+                        u8::from(rng.random_bool(0.5)),
                         0x10 * u8::from(rng.random_bool(0.3)),
                     ];
                     let request = query(&wire, qtype, opt, flags, &mut rng);
