@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::cdn::CdnConfig;
-use crate::daemon::metrics::Metrics;
+use crate::daemon::metrics::{EdgeCounters, Metrics};
 use crate::dns::transfer::TransferPolicy;
 use crate::geo::GeoDb;
 use crate::health::{HealthTable, HealthView};
@@ -88,6 +88,9 @@ pub struct Snapshot {
     /// Health of `cdn.edges`, by edge index (set by the daemon once the health checker has
     /// taken this configuration; empty means every edge is served).
     pub health: HealthView,
+    /// The scheduled-answer counters of `cdn.edges`, by edge index (set by the daemon with
+    /// the health view; empty: counted by name, see [`Metrics::count_scheduled`]).
+    pub edge_counters: EdgeCounters,
 }
 
 /// An open GeoIP database and what identifies the file it came from, so that a reload can
@@ -203,6 +206,7 @@ impl Snapshot {
                 cdn: cdn.map(Arc::new),
                 geo,
                 health: HealthView::default(),
+                edge_counters: EdgeCounters::default(),
             }),
             _ => Err(LoadError { lines }),
         }

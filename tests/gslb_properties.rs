@@ -102,7 +102,7 @@ fn selection_invariants_hold_for_random_inputs() {
         };
 
         assert!(got.edges.len() <= cfg.answers, "{ctx}");
-        let mut seen = got.edges.clone();
+        let mut seen = got.edges.to_vec();
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), got.edges.len(), "duplicates: {ctx}");

@@ -147,7 +147,7 @@ fn status(admin: &Admin) -> serde_json::Value {
         .zones()
         .map(|z| {
             json!({
-                "origin": z.origin().to_string(),
+                "origin": z.origin_text(),
                 "serial": z.serial(),
                 "file": z.file().display().to_string(),
                 "records": z.record_count(),

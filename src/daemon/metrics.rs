@@ -8,52 +8,149 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use crate::cdn::{CdnConfig, Region};
 
-/// Query types counted on their own; everything else is "other".
-const QTYPES: [RecordType; 14] = [
-    RecordType::A,
-    RecordType::AAAA,
-    RecordType::CNAME,
-    RecordType::MX,
-    RecordType::NS,
-    RecordType::SOA,
-    RecordType::TXT,
-    RecordType::SRV,
-    RecordType::PTR,
-    RecordType::CAA,
-    RecordType::DS,
-    RecordType::ANY,
-    RecordType::AXFR,
-    RecordType::IXFR,
+/// Query types counted on their own (code, name as `dig` prints it); everything else is
+/// "other". Plain RFC 1035/IANA codes: this module knows no wire library.
+const QTYPES: [(u16, &str); 14] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (5, "CNAME"),
+    (15, "MX"),
+    (2, "NS"),
+    (6, "SOA"),
+    (16, "TXT"),
+    (33, "SRV"),
+    (12, "PTR"),
+    (257, "CAA"),
+    (43, "DS"),
+    (255, "ANY"),
+    (252, "AXFR"),
+    (251, "IXFR"),
 ];
 const QTYPE_SLOTS: usize = QTYPES.len() + 1;
 
-/// Response codes counted on their own, with the names `dig` prints.
-const RCODES: [(ResponseCode, &str); 8] = [
-    (ResponseCode::NoError, "NOERROR"),
-    (ResponseCode::FormErr, "FORMERR"),
-    (ResponseCode::ServFail, "SERVFAIL"),
-    (ResponseCode::NXDomain, "NXDOMAIN"),
-    (ResponseCode::NotImp, "NOTIMP"),
-    (ResponseCode::Refused, "REFUSED"),
-    (ResponseCode::NotAuth, "NOTAUTH"),
-    (ResponseCode::BADVERS, "BADVERS"),
+/// Response codes counted on their own (extended code, name as `dig` prints it).
+const RCODES: [(u16, &str); 8] = [
+    (0, "NOERROR"),
+    (1, "FORMERR"),
+    (2, "SERVFAIL"),
+    (3, "NXDOMAIN"),
+    (4, "NOTIMP"),
+    (5, "REFUSED"),
+    (9, "NOTAUTH"),
+    (16, "BADVERS"),
 ];
 const RCODE_SLOTS: usize = RCODES.len() + 1;
 
-fn qtype_slot(qtype: Option<RecordType>) -> usize {
+fn qtype_slot(qtype: Option<u16>) -> usize {
     qtype
-        .and_then(|t| QTYPES.iter().position(|&q| q == t))
+        .and_then(|t| QTYPES.iter().position(|&(q, _)| q == t))
         .unwrap_or(QTYPES.len())
 }
 
-fn rcode_slot(rcode: ResponseCode) -> usize {
+fn rcode_slot(rcode: u16) -> usize {
     RCODES
         .iter()
         .position(|&(r, _)| r == rcode)
         .unwrap_or(RCODES.len())
+}
+
+/// The region policies, in the order of [`EdgeCounters`]' columns.
+const POLICIES: [(Region, &str); 3] = [
+    (Region::Mainland, "mainland"),
+    (Region::Global, "global"),
+    (Region::Overseas, "overseas"),
+];
+
+fn policy_slot(region: Region) -> usize {
+    POLICIES.iter().position(|&(r, _)| r == region).unwrap_or(0)
+}
+
+/// The name a region policy has in the metrics.
+pub fn policy_name(region: Region) -> &'static str {
+    POLICIES[policy_slot(region)].1
+}
+
+/// Every scheduled-answer counter ever made, by (policy, edge name): they outlive the
+/// snapshots (an edge keeps its count across reloads).
+#[derive(Default)]
+pub struct ScheduledRegistry {
+    counters: Mutex<BTreeMap<(String, String), Arc<AtomicU64>>>,
+}
+
+impl ScheduledRegistry {
+    /// The counter for (`policy`, `edge`), created on first use.
+    pub fn counter(&self, policy: &str, edge: &str) -> Arc<AtomicU64> {
+        let mut map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((policy.to_string(), edge.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// The counters of every edge of `cdn`, indexed by edge, then policy: built once per
+    /// snapshot, so that a scheduled answer counts with one atomic add per edge, no lock.
+    pub fn counters_for(&self, cdn: &CdnConfig) -> EdgeCounters {
+        EdgeCounters {
+            by_edge: cdn
+                .edges
+                .iter()
+                .map(|edge| POLICIES.map(|(_, policy)| self.counter(policy, &edge.name)))
+                .collect(),
+        }
+    }
+}
+
+/// The scheduled-answer counters of one snapshot's edges: `by_edge[edge][policy]`.
+#[derive(Default, Clone)]
+pub struct EdgeCounters {
+    by_edge: Vec<[Arc<AtomicU64>; 3]>,
+}
+
+impl EdgeCounters {
+    fn get(&self, edge: usize, region: Region) -> Option<&AtomicU64> {
+        self.by_edge.get(edge).map(|row| &*row[policy_slot(region)])
+    }
+}
+
+/// Edges counted per scheduled answer without spilling to the heap; `[cdn].answers` is
+/// at most 64 (validated) and almost always 1.
+const INLINE_EDGES: usize = 8;
+
+/// What one scheduled answer counts: one per chosen edge (indices into the snapshot's
+/// `cdn.edges`), and whether it failed open. Plain data, copied into the answer cache;
+/// counted against the snapshot the answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledCount {
+    pub region: Region,
+    pub fail_open: bool,
+    len: u8,
+    edges: [u16; INLINE_EDGES],
+}
+
+impl ScheduledCount {
+    /// The count of an answer from `edges` (indices into `cdn.edges`); edges past the
+    /// eighth are not counted (see [`INLINE_EDGES`]).
+    pub fn new(region: Region, fail_open: bool, edges: &[usize]) -> Self {
+        let mut count = ScheduledCount {
+            region,
+            fail_open,
+            len: 0,
+            edges: [0; INLINE_EDGES],
+        };
+        for (slot, &edge) in count.edges.iter_mut().zip(edges) {
+            *slot = u16::try_from(edge).unwrap_or(u16::MAX);
+            count.len += 1;
+        }
+        count
+    }
+
+    /// The chosen edges' indices.
+    pub fn edges(&self) -> impl Iterator<Item = usize> + '_ {
+        self.edges[..usize::from(self.len)]
+            .iter()
+            .map(|&e| usize::from(e))
+    }
 }
 
 /// The DNS server's counters.
@@ -66,9 +163,9 @@ pub struct Metrics {
     pub truncated: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
-    /// Scheduled answers, by (region policy, edge name). The query path holds handles to
-    /// these counters (see [`ScheduledCount`]) so that counting takes no lock.
-    scheduled: Mutex<BTreeMap<(String, String), Arc<AtomicU64>>>,
+    /// Scheduled answers, by (region policy, edge name). Each snapshot holds the counters
+    /// of its edges ([`EdgeCounters`]) so that counting takes no lock.
+    pub scheduled: Arc<ScheduledRegistry>,
     /// Scheduled answers served from edges none of which was healthy.
     pub fail_open: AtomicU64,
     /// Zone transfers (AXFR/IXFR) served, and refused.
@@ -80,23 +177,35 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Count one answered query. `qtype` is `None` when the question could not be read.
-    pub fn count_query(&self, qtype: Option<RecordType>, rcode: ResponseCode) {
+    /// Count one answered query: its type code (`None` when the question could not be
+    /// read) and its response code (the extended one, 12 bits).
+    pub fn count_query(&self, qtype: Option<u16>, rcode: u16) {
         self.queries[qtype_slot(qtype)][rcode_slot(rcode)].fetch_add(1, Relaxed);
     }
 
-    /// The counter of scheduled answers for (`policy`, `edge`), created on first use.
-    pub fn scheduled_counter(&self, policy: &str, edge: &str) -> Arc<AtomicU64> {
-        let mut map = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((policy.to_string(), edge.to_string()))
-            .or_default()
-            .clone()
-    }
-
-    /// Count one scheduled answer (also when it is replayed from the answer cache).
-    pub fn count_scheduled(&self, count: &ScheduledCount) {
-        for counter in &count.edges {
-            counter.fetch_add(1, Relaxed);
+    /// Count one scheduled answer (also when it is replayed from the answer cache), with
+    /// the counters of the snapshot it came from (`counters`), whose `cdn` chose the
+    /// edges. Without counters (a snapshot no daemon prepared: tests, fuzzing) the
+    /// registry is asked by name.
+    pub fn count_scheduled(
+        &self,
+        counters: &EdgeCounters,
+        cdn: Option<&CdnConfig>,
+        count: &ScheduledCount,
+    ) {
+        for edge in count.edges() {
+            match counters.get(edge, count.region) {
+                Some(counter) => {
+                    counter.fetch_add(1, Relaxed);
+                }
+                None => {
+                    if let Some(e) = cdn.and_then(|cdn| cdn.edges.get(edge)) {
+                        self.scheduled
+                            .counter(policy_name(count.region), &e.name)
+                            .fetch_add(1, Relaxed);
+                    }
+                }
+            }
         }
         if count.fail_open {
             self.fail_open.fetch_add(1, Relaxed);
@@ -120,9 +229,7 @@ impl Metrics {
                 if n == 0 {
                     continue;
                 }
-                let qtype = QTYPES
-                    .get(qi)
-                    .map_or("other".to_string(), |t| t.to_string());
+                let qtype = QTYPES.get(qi).map_or("other", |t| t.1);
                 let rcode = RCODES.get(ri).map_or("other", |r| r.1);
                 let _ = writeln!(
                     out,
@@ -188,7 +295,11 @@ impl Metrics {
             "# HELP meridian_gslb_answers_total Scheduled answers, by region policy and edge.\n",
         );
         out.push_str("# TYPE meridian_gslb_answers_total counter\n");
-        let scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
+        let scheduled = self
+            .scheduled
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for ((policy, edge), n) in scheduled.iter() {
             let n = n.load(Relaxed);
             let _ = writeln!(
@@ -232,13 +343,6 @@ pub fn render_health(table: &crate::health::HealthTable) -> String {
     out
 }
 
-/// What one scheduled answer counts: one per chosen edge, and whether it failed open.
-#[derive(Debug, Default)]
-pub struct ScheduledCount {
-    pub edges: Vec<Arc<AtomicU64>>,
-    pub fail_open: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,10 +350,10 @@ mod tests {
     #[test]
     fn renders_counted_queries_by_type_and_rcode() {
         let m = Metrics::default();
-        m.count_query(Some(RecordType::A), ResponseCode::NoError);
-        m.count_query(Some(RecordType::A), ResponseCode::NoError);
-        m.count_query(Some(RecordType::NULL), ResponseCode::Refused);
-        m.count_query(None, ResponseCode::FormErr);
+        m.count_query(Some(1), 0);
+        m.count_query(Some(1), 0);
+        m.count_query(Some(10), 5);
+        m.count_query(None, 1);
         let text = m.render("");
         assert!(
             text.contains("meridian_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"} 2"),

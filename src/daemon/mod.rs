@@ -28,7 +28,7 @@ use crate::health::{HealthChecker, HealthTable};
 use crate::snapshot::{LoadError, Shared, Snapshot, Sources};
 
 use self::admin::Admin;
-use self::metrics::Metrics;
+use self::metrics::{Metrics, ScheduledRegistry};
 use self::reload::{AfterSwap, BeforeSwap, Reloader};
 
 /// Everything the server needs to start.
@@ -129,7 +129,9 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 
     let health = Arc::new(HealthTable::new());
     let checker = Arc::new(HealthChecker::new(health.clone()));
-    attach_health(&checker, &mut snapshot);
+    let metrics = Metrics::default();
+    let registry = metrics.scheduled.clone();
+    attach_health(&checker, &registry, &mut snapshot);
     if snapshot.cdn.is_some() && snapshot.geo.is_none() {
         tracing::warn!(
             "no GeoIP database at {:?}: every client is placed in [cdn].default_country",
@@ -138,13 +140,13 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
     }
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
-        metrics: Metrics::default(),
+        metrics,
         health: health.clone(),
         transfer: options.transfer.clone(),
     });
     let before_swap: BeforeSwap = {
         let checker = checker.clone();
-        Box::new(move |snapshot: &mut Snapshot| attach_health(&checker, snapshot))
+        Box::new(move |snapshot: &mut Snapshot| attach_health(&checker, &registry, snapshot))
     };
     let after_swap: Option<AfterSwap> = (!options.transfer.notify.is_empty()).then(|| {
         let (shared, targets) = (shared.clone(), options.transfer.notify.clone());
@@ -228,12 +230,14 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 }
 
 /// Give the health checker the snapshot's edges (new edges get checkers, removed edges lose
-/// theirs) and attach their health to the snapshot, before it goes live.
-fn attach_health(checker: &HealthChecker, snapshot: &mut Snapshot) {
+/// theirs) and attach their health and their scheduled-answer counters to the snapshot,
+/// before it goes live.
+fn attach_health(checker: &HealthChecker, registry: &ScheduledRegistry, snapshot: &mut Snapshot) {
     match snapshot.cdn.as_deref() {
         Some(cfg) => {
             checker.reconcile(cfg);
             snapshot.health = checker.table().view(cfg);
+            snapshot.edge_counters = registry.counters_for(cfg);
         }
         None => checker.reconcile_without_cdn(),
     }

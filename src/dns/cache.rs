@@ -4,16 +4,16 @@
 //! table and, for scheduled names asked without ECS, the client's address. So the UDP
 //! worker keeps the encoded answer of each query it has seen, and answers a repeat by
 //! copying it and patching the ID: no decode, no lookup, no encode, no allocation. Entries
-//! are dropped whole when the snapshot or health generation changes, and when the cache
-//! grows past its bound. Keys are exact bytes, so a query whose name differs only in case
+//! are dropped whole when the snapshot or health generation changes; a full cache takes
+//! no new entries until then. Keys are exact bytes, so a query whose name differs only in case
 //! (0x20 randomisation) is a different entry and gets its own, exact, answer.
+//!
+//! Only answers from hickory's path and scheduled answers are kept: the fast path
+//! ([`super::fast`]) answers a zone name at about the cost of a replay, and storing (two
+//! allocations) would cost more than it saves on traffic that never repeats.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
 
 use crate::daemon::metrics::ScheduledCount;
 
@@ -31,13 +31,13 @@ pub enum Cacheability {
     Never,
 }
 
-/// What a cached answer counts as in the metrics.
-#[derive(Clone, Debug)]
+/// What a cached answer counts as in the metrics (type and response codes as numbers).
+#[derive(Clone, Copy, Debug)]
 pub struct Counted {
-    pub qtype: Option<RecordType>,
-    pub rcode: ResponseCode,
+    pub qtype: Option<u16>,
+    pub rcode: u16,
     pub truncated: bool,
-    pub scheduled: Option<Arc<ScheduledCount>>,
+    pub scheduled: Option<ScheduledCount>,
 }
 
 /// A cached answer: what it counts as, and its bytes.
@@ -72,15 +72,15 @@ impl AnswerCache {
             self.clear(generation);
             return None;
         }
-        if query.len() < 12 {
+        if query.len() < 12 || self.by_query.is_empty() {
             return None;
         }
         let (counted, bytes) = match self.by_query.get(&query[2..])? {
-            Slot::Answer(counted, bytes) => (counted.clone(), bytes),
+            Slot::Answer(counted, bytes) => (*counted, bytes),
             Slot::PerSource => {
                 source_key(&mut self.key, query, src);
                 let (counted, bytes) = self.per_source.get(self.key.as_slice())?;
-                (counted.clone(), bytes)
+                (*counted, bytes)
             }
         };
         out.clear();
@@ -105,8 +105,11 @@ impl AnswerCache {
         if query.len() < 12 || answer.len() < 12 || how == Cacheability::Never {
             return;
         }
+        // Full: keep what is there until the next generation. Traffic that never repeats
+        // (random subdomains, ECS from everywhere) then costs one failed lookup per query
+        // instead of a store and, every MAX_ENTRIES queries, dropping them all.
         if self.by_query.len() + self.per_source.len() >= MAX_ENTRIES {
-            self.clear(generation);
+            return;
         }
         let key: Box<[u8]> = query[2..].into();
         match how {
@@ -148,8 +151,8 @@ mod tests {
         0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1,
     ];
     const COUNTED: Counted = Counted {
-        qtype: Some(RecordType::A),
-        rcode: ResponseCode::NoError,
+        qtype: Some(1),
+        rcode: 0,
         truncated: false,
         scheduled: None,
     };

@@ -1,41 +1,62 @@
 //! One DNS message in, one message out: header checks, EDNS, the question, the
-//! authoritative answer (with CNAME chasing across the zones we serve), and encoding with
-//! truncation for UDP.
+//! authoritative answer (with CNAME chasing across the zones we serve, into scheduled
+//! names), and encoding with truncation for UDP.
+//!
+//! ```text
+//! request --fast::parse (common shape)--> Asked --resolve--> Resolution --fast::encode--> out
+//!    \--(anything else) Message::from_vec -> Asked --resolve--> Resolution --hickory emit--> out
+//! ```
+//!
+//! There is one answer: [`resolve`] decides it, from the snapshot, as a [`Resolution`] that
+//! borrows the zones' RRsets and the chosen edges. Two encoders write it. The fast one
+//! ([`super::fast`]) reads the common query shape straight from the bytes (one question,
+//! class IN, at most an OPT record with ECS, cookie or padding options) and writes the
+//! answer into the reused output buffer; it allocates nothing. Everything else — other
+//! opcodes and classes, EDNS versions, malformed or odd options, compressed questions,
+//! answers too large for the client — goes through hickory's decoder and encoder
+//! ([`answer_reference`]), which also builds FORMERR, BADVERS, NOTIMP, REFUSED, CHAOS and
+//! TC answers. Both give the same message for the queries both take (`tests/dns_fast_path.rs`
+//! checks it over a corpus).
 //!
 //! Never panics on input: anything that does not decode gets FORMERR (or is dropped when
 //! not even a header can be read back). Does no I/O; the socket loops in [`super::server`]
 //! call [`answer`].
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::cache::Cacheability;
+use super::schedule::{self, Scheduled};
 use super::{MAX_UDP_PAYLOAD, Transport};
-use super::{chaos, ecs};
+use super::{chaos, ecs, fast};
 use crate::cdn::TargetMatch;
-use crate::daemon::metrics::{Metrics, ScheduledCount};
+use crate::daemon::metrics::ScheduledCount;
 use crate::snapshot::Snapshot;
-
-use super::schedule;
+use crate::zone::{Authority, Lookup, QueryName, Rcode, RrSet, Zone};
 
 /// Longest CNAME chain followed before answering with what we have (loop protection).
-const MAX_CNAME_CHAIN: usize = 12;
+pub(crate) const MAX_CNAME_CHAIN: usize = 12;
 
 /// What was answered, for metrics and logs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Answered {
-    pub qtype: Option<RecordType>,
-    pub rcode: ResponseCode,
+    /// The question's type code (`None` when the question could not be read).
+    pub qtype: Option<u16>,
+    /// The response code, extended (12 bits).
+    pub rcode: u16,
     pub truncated: bool,
     /// Whether the encoded answer may be replayed for the same query bytes.
     pub cacheability: Cacheability,
     /// What the answer counts as in the scheduling metrics, when it was scheduled.
-    pub scheduled: Option<Arc<ScheduledCount>>,
+    pub scheduled: Option<ScheduledCount>,
+    /// Answered by the fast path ([`super::fast`]): as cheap as replaying it, so the UDP
+    /// worker does not keep it in its answer cache.
+    pub fast: bool,
 }
 
 /// Where the query came from and how.
@@ -50,7 +71,24 @@ pub struct Client {
 /// response (answering responses invites loops).
 pub fn answer(
     snapshot: &Snapshot,
-    metrics: &Metrics,
+    client: Client,
+    request: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<Answered> {
+    out.clear();
+    if request.len() < 12 || request[2] & 0x80 != 0 {
+        return None;
+    }
+    if let Some(answered) = fast::answer(snapshot, client, request, out) {
+        return Some(answered);
+    }
+    answer_reference(snapshot, client, request, out)
+}
+
+/// [`answer`] through hickory's decoder and encoder alone: the path for every query the
+/// fast path leaves, and the reference the fast path is tested against.
+pub fn answer_reference(
+    snapshot: &Snapshot,
     client: Client,
     request: &[u8],
     out: &mut Vec<u8>,
@@ -66,8 +104,8 @@ pub fn answer(
             return Some(header_only_error(request, ResponseCode::FormErr, out));
         }
     };
-    let (response, cacheability, scheduled) = respond(snapshot, metrics, client, &message, request);
-    let qtype = message.queries.first().map(|q| q.query_type());
+    let (response, cacheability, scheduled) = respond(snapshot, client, &message, request);
+    let qtype = message.queries.first().map(|q| u16::from(q.query_type()));
     let rcode = response.metadata.response_code;
     let truncated = encode(&response, client.transport, &message, out);
     tracing::debug!(
@@ -80,10 +118,11 @@ pub fn answer(
     );
     Some(Answered {
         qtype,
-        rcode,
+        rcode: u16::from(rcode),
         truncated,
         cacheability,
         scheduled,
+        fast: false,
     })
 }
 
@@ -95,10 +134,11 @@ fn header_only_error(request: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> 
     out.extend_from_slice(&[0; 8]);
     Answered {
         qtype: None,
-        rcode,
+        rcode: u16::from(rcode),
         truncated: false,
         cacheability: Cacheability::Never,
         scheduled: None,
+        fast: false,
     }
 }
 
@@ -106,11 +146,10 @@ fn header_only_error(request: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> 
 /// one check hickory's decoding loses (the ECS option's declared length).
 fn respond(
     snapshot: &Snapshot,
-    metrics: &Metrics,
     client: Client,
     request: &Message,
     wire: &[u8],
-) -> (Message, Cacheability, Option<Arc<ScheduledCount>>) {
+) -> (Message, Cacheability, Option<ScheduledCount>) {
     let mut response = Message::new(
         request.metadata.id,
         MessageType::Response,
@@ -174,128 +213,280 @@ fn respond(
         return (response, Cacheability::Static, None);
     }
 
+    let Ok(qname_wire) = query.name().to_bytes() else {
+        response.metadata.response_code = ResponseCode::FormErr;
+        return (response, Cacheability::Static, None);
+    };
+    let lower = QueryName::new(query.name());
     let resolution = resolve(
         snapshot,
-        metrics,
-        query.name(),
-        qtype,
+        &qname_wire,
+        &lower,
+        u16::from(qtype),
         client.src.ip(),
         client_net.as_ref(),
     );
-    let scope = resolution.ecs_scope;
     response.metadata.authoritative = resolution.authoritative;
-    response.metadata.response_code = resolution.rcode;
-    response.answers = resolution.answers;
-    response.authorities = resolution.authority;
-    response.additionals = resolution.additional;
+    response.metadata.response_code = ResponseCode::from_low(resolution.rcode.code());
+    let cdn = snapshot.cdn.as_deref();
+    for rrs in resolution.answers() {
+        push_records(&mut response.answers, rrs, &resolution, cdn);
+    }
+    if let Some(rrs) = &resolution.authority {
+        push_records(&mut response.authorities, rrs, &resolution, cdn);
+    }
+    for (owner, rrset) in resolution.glue() {
+        push_rrset(&mut response.additionals, owner, rrset);
+    }
     if let (Some(net), Some(edns)) = (client_net, response.edns.as_mut()) {
         edns.options_mut()
-            .insert(EdnsOption::Subnet(ecs::echo(&net, scope)));
+            .insert(EdnsOption::Subnet(ecs::echo(&net, resolution.ecs_scope)));
     }
-    let cacheability = if resolution.per_source {
-        Cacheability::PerSource
-    } else {
-        Cacheability::Static
-    };
-    (response, cacheability, resolution.scheduled)
+    let cacheability = resolution.cacheability();
+    let count = resolution.scheduled.as_ref().and_then(|s| s.count);
+    (response, cacheability, count)
 }
 
-/// The authoritative answer to one question, chased through CNAMEs.
-struct Resolution {
-    rcode: ResponseCode,
-    authoritative: bool,
-    answers: Vec<Record>,
-    authority: Vec<Record>,
-    additional: Vec<Record>,
+/// The records of one entry of a resolution, as hickory records.
+fn push_records(
+    section: &mut Vec<Record>,
+    rrs: &Rrs<'_>,
+    resolution: &Resolution<'_>,
+    cdn: Option<&crate::cdn::CdnConfig>,
+) {
+    match *rrs {
+        Rrs::Zone { owner, rrset } => push_rrset(section, owner, rrset),
+        Rrs::Scheduled { owner } => {
+            let (Some(scheduled), Some(cdn)) = (&resolution.scheduled, cdn) else {
+                return;
+            };
+            let name = name_of_wire(owner);
+            section.extend(scheduled.addresses(cdn).map(|ip| {
+                let data = match ip {
+                    IpAddr::V4(a) => RData::A(A(a)),
+                    IpAddr::V6(a) => RData::AAAA(AAAA(a)),
+                };
+                Record::from_rdata(name.clone(), cdn.ttl, data)
+            }));
+        }
+    }
+}
+
+fn push_rrset(section: &mut Vec<Record>, owner: &[u8], rrset: &RrSet) {
+    let name = name_of_wire(owner);
+    section.extend(
+        rrset
+            .rdatas_hickory()
+            .map(|rdata| Record::from_rdata(name.clone(), rrset.ttl(), rdata)),
+    );
+}
+
+/// The name an uncompressed wire name stands for, in its case (the root for anything that
+/// does not read: never for names taken from a decoded message or a loaded zone).
+fn name_of_wire(wire: &[u8]) -> Name {
+    let mut labels = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len == 0 {
+            break;
+        }
+        match wire.get(at + 1..at + 1 + usize::from(len)) {
+            Some(label) => labels.push(label),
+            None => break,
+        }
+        at += 1 + usize::from(len);
+    }
+    let mut name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
+    name.set_fqdn(true);
+    name
+}
+
+/// One RRset of an answer: from a zone, or the scheduled addresses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rrs<'a> {
+    /// `owner` is an uncompressed wire name in the case it is to be written.
+    Zone { owner: &'a [u8], rrset: &'a RrSet },
+    /// The addresses of [`Resolution::scheduled`], owned by `owner`.
+    Scheduled { owner: &'a [u8] },
+}
+
+/// The authoritative answer to one question, chased through CNAMEs: what both encoders
+/// write. Borrows the snapshot (RRsets, edges) and the request (the query name).
+pub(crate) struct Resolution<'a> {
+    pub(crate) rcode: Rcode,
+    pub(crate) authoritative: bool,
+    answers: [Option<Rrs<'a>>; MAX_CNAME_CHAIN + 1],
+    answer_count: usize,
+    pub(crate) authority: Option<Rrs<'a>>,
+    /// The zone and RRset whose targets' addresses make the additional section.
+    glue: Option<(&'a Zone, &'a RrSet)>,
+    pub(crate) scheduled: Option<Scheduled>,
     /// The ECS scope the answer is valid for: 0 unless an answer depended on location.
-    ecs_scope: u8,
+    pub(crate) ecs_scope: u8,
     /// The answer depended on the source address (scheduled without ECS).
     per_source: bool,
-    scheduled: Option<Arc<ScheduledCount>>,
 }
 
-fn resolve(
-    snapshot: &Snapshot,
-    metrics: &Metrics,
-    qname: &Name,
-    qtype: RecordType,
-    source: std::net::IpAddr,
+impl<'a> Resolution<'a> {
+    pub(crate) fn answers(&self) -> impl Iterator<Item = &Rrs<'a>> {
+        self.answers[..self.answer_count].iter().flatten()
+    }
+
+    pub(crate) fn glue(&self) -> impl Iterator<Item = (&'a [u8], &'a RrSet)> + use<'a> {
+        self.glue
+            .into_iter()
+            .flat_map(|(zone, rrset)| zone.glue(rrset))
+    }
+
+    pub(crate) fn cacheability(&self) -> Cacheability {
+        if self.per_source {
+            Cacheability::PerSource
+        } else {
+            Cacheability::Static
+        }
+    }
+
+    fn push_answer(&mut self, rrs: Rrs<'a>) {
+        if let Some(slot) = self.answers.get_mut(self.answer_count) {
+            *slot = Some(rrs);
+            self.answer_count += 1;
+        }
+    }
+
+    /// Whether `name` (lowercased) already owns an answer of the chain (a CNAME loop).
+    fn seen(&self, name: &QueryName) -> bool {
+        self.answers().any(|rrs| {
+            let (Rrs::Zone { owner, .. } | Rrs::Scheduled { owner }) = *rrs;
+            owner.eq_ignore_ascii_case(name.bytes())
+        })
+    }
+}
+
+/// The part of the uncompressed wire name `wire` made of its last `labels` labels.
+fn wire_suffix(wire: &[u8], labels: usize) -> &[u8] {
+    let mut starts = [0usize; 128];
+    let (mut count, mut at) = (0, 0);
+    while let Some(&len) = wire.get(at) {
+        if len == 0 || count >= starts.len() {
+            break;
+        }
+        starts[count] = at;
+        count += 1;
+        at += 1 + usize::from(len);
+    }
+    match count.checked_sub(labels) {
+        Some(skip) if skip < count => wire.get(starts[skip]..).unwrap_or(wire),
+        // As many labels as the name has, or more: the whole name; none: the root.
+        Some(_) => wire.get(wire.len().saturating_sub(1)..).unwrap_or(wire),
+        None => wire,
+    }
+}
+
+/// The answer to `qname` (`qname_wire` as asked, `lower` the same lowercased) and `qtype`.
+pub(crate) fn resolve<'a>(
+    snapshot: &'a Snapshot,
+    qname_wire: &'a [u8],
+    lower: &QueryName,
+    qtype: u16,
+    source: IpAddr,
     client_net: Option<&ecs::ClientNet>,
-) -> Resolution {
+) -> Resolution<'a> {
     let mut resolution = Resolution {
-        rcode: ResponseCode::Refused,
+        rcode: Rcode::Refused,
         authoritative: false,
-        answers: Vec::new(),
-        authority: Vec::new(),
-        additional: Vec::new(),
+        answers: [None; MAX_CNAME_CHAIN + 1],
+        answer_count: 0,
+        authority: None,
+        glue: None,
+        scheduled: None,
         ecs_scope: 0,
         per_source: false,
-        scheduled: None,
     };
-    let mut name = qname.clone();
-    let mut seen: Vec<LowerName> = Vec::new();
+    let mut name: &'a [u8] = qname_wire;
+    let mut next: Option<QueryName> = None;
     for hop in 0..MAX_CNAME_CHAIN {
-        let lower = LowerName::from(&name);
-        let Some(zone) = snapshot.zones.find_for_query(&lower, qtype) else {
+        let lower = next.as_ref().unwrap_or(lower);
+        let Some(zone) = snapshot.zones.find_for_query(lower, qtype) else {
             // Out of our zones: the first hop is REFUSED, a chain ends here with what it has.
             if hop > 0 {
-                resolution.rcode = ResponseCode::NoError;
+                resolution.rcode = Rcode::NoError;
             }
             return resolution;
         };
         if let Some(cdn) = snapshot.cdn.as_deref() {
-            match cdn.match_target(lower.iter()) {
+            match cdn.match_target(lower.labels()) {
                 TargetMatch::Scheduled(domain) => {
                     let asked = schedule::Asked {
-                        name: &name,
                         qtype,
                         source,
                         client_net,
                     };
-                    let scheduled = schedule::answer(snapshot, metrics, cdn, domain, &asked);
+                    let scheduled = schedule::answer(snapshot, cdn, domain, &asked);
                     if hop == 0 {
                         resolution.authoritative = true;
                     }
-                    resolution.rcode = ResponseCode::NoError;
-                    resolution.authority = if scheduled.records.is_empty() {
-                        vec![zone.negative_soa()]
+                    resolution.rcode = Rcode::NoError;
+                    resolution.glue = None;
+                    if scheduled.edges.is_empty() {
+                        resolution.authority = Some(negative_soa(zone));
                     } else {
-                        Vec::new()
-                    };
-                    resolution.additional = Vec::new();
-                    resolution.answers.extend(scheduled.records);
+                        resolution.authority = None;
+                        resolution.push_answer(Rrs::Scheduled { owner: name });
+                    }
                     resolution.ecs_scope = scheduled.ecs_scope;
                     resolution.per_source |= scheduled.per_source;
-                    resolution.scheduled = scheduled.count;
+                    resolution.scheduled = Some(scheduled);
                     return resolution;
                 }
-                _ if !zone.name_exists(&lower) && cdn.is_scheduling_ancestor(lower.iter()) => {
+                _ if !zone.name_exists(lower) && cdn.is_scheduling_ancestor(lower.labels()) => {
                     if hop == 0 {
                         resolution.authoritative = true;
                     }
-                    resolution.rcode = ResponseCode::NoError;
-                    resolution.authority = vec![zone.negative_soa()];
-                    resolution.additional = Vec::new();
+                    resolution.rcode = Rcode::NoError;
+                    resolution.authority = Some(negative_soa(zone));
+                    resolution.glue = None;
                     return resolution;
                 }
                 _ => {}
             }
         }
-        seen.push(lower);
-        let lookup = zone.lookup(&name, qtype);
+        let lookup: Lookup<'a> = zone.lookup(lower, qtype);
         if hop == 0 {
             resolution.authoritative = lookup.authoritative;
         }
         resolution.rcode = lookup.rcode;
-        resolution.answers.extend(lookup.answers);
-        resolution.authority = lookup.authority;
-        resolution.additional = lookup.additional;
-        match lookup.cname_target {
-            Some(target) if !seen.contains(&LowerName::from(&target)) => name = target,
-            _ => return resolution,
+        if let Some(rrset) = lookup.answer {
+            resolution.push_answer(Rrs::Zone { owner: name, rrset });
         }
+        resolution.authority = match lookup.authority {
+            Authority::None => None,
+            Authority::NegativeSoa(_) => Some(negative_soa(zone)),
+            Authority::Referral { labels, ns } => Some(Rrs::Zone {
+                owner: wire_suffix(name, labels),
+                rrset: ns,
+            }),
+        };
+        resolution.glue = lookup.glue_for.map(|rrset| (zone, rrset));
+        let Some(target) = lookup.cname_target else {
+            return resolution;
+        };
+        let Some((target_lower, used)) = QueryName::from_wire(target) else {
+            return resolution;
+        };
+        if resolution.seen(&target_lower) {
+            return resolution;
+        }
+        name = &target[..used];
+        next = Some(target_lower);
     }
     resolution
+}
+
+fn negative_soa(zone: &Zone) -> Rrs<'_> {
+    Rrs::Zone {
+        owner: zone.origin_wire(),
+        rrset: zone.negative_soa(),
+    }
 }
 
 /// Encode `response` into `out`. Over UDP, an answer larger than the client's payload size
@@ -340,4 +531,47 @@ fn encode(response: &Message, transport: Transport, request: &Message, out: &mut
 fn emit(message: &Message, out: &mut Vec<u8>) -> Result<(), hickory_proto::ProtoError> {
     let mut encoder = BinEncoder::new(out);
     message.emit(&mut encoder)
+}
+
+/// What the zone store's answer to `qname`/`qtype` is as hickory records (owners as the
+/// query name is written), for tests of the zone store that compare records.
+pub fn lookup_records(zone: &Zone, qname: &Name, qtype: RecordType) -> LookupRecords {
+    let lower = QueryName::new(qname);
+    let wire = qname.to_bytes().unwrap_or_default();
+    let lookup = zone.lookup(&lower, u16::from(qtype));
+    let mut records = LookupRecords {
+        rcode: lookup.rcode,
+        authoritative: lookup.authoritative,
+        answers: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+        cname_target: lookup.cname_target.map(name_of_wire),
+    };
+    if let Some(rrset) = lookup.answer {
+        push_rrset(&mut records.answers, &wire, rrset);
+    }
+    match lookup.authority {
+        Authority::None => {}
+        Authority::NegativeSoa(soa) => push_rrset(&mut records.authority, zone.origin_wire(), soa),
+        Authority::Referral { labels, ns } => {
+            push_rrset(&mut records.authority, wire_suffix(&wire, labels), ns)
+        }
+    }
+    if let Some(rrset) = lookup.glue_for {
+        for (owner, addresses) in zone.glue(rrset) {
+            push_rrset(&mut records.additional, owner, addresses);
+        }
+    }
+    records
+}
+
+/// A zone lookup as hickory records: see [`lookup_records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupRecords {
+    pub rcode: Rcode,
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additional: Vec<Record>,
+    pub cname_target: Option<Name>,
 }

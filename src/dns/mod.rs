@@ -1,5 +1,6 @@
 //! The DNS wire boundary: sockets in [`server`], one message in / one message out in
-//! [`handler`], EDNS Client Subnet rules in [`ecs`], replayed answers in [`cache`], zone
+//! [`handler`] (the common query shape parsed and answered by hand in [`fast`], everything
+//! else through hickory), EDNS Client Subnet rules in [`ecs`], replayed answers in [`cache`], zone
 //! transfers and NOTIFY in [`transfer`], `id.server`/`version.bind` in [`chaos`].
 //!
 //! Wire types (hickory-proto) stay in this folder; the zone store and the scheduler below
@@ -8,6 +9,7 @@
 pub mod cache;
 pub mod chaos;
 pub mod ecs;
+pub mod fast;
 pub mod handler;
 #[cfg(target_os = "linux")]
 pub mod mmsg;

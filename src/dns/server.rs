@@ -256,9 +256,7 @@ fn answer_datagram(
                 src,
                 transport: Transport::Udp,
             };
-            let Some(answered) =
-                handler::answer(snapshot, &shared.metrics, client, query, response)
-            else {
+            let Some(answered) = handler::answer(snapshot, client, query, response) else {
                 shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             };
@@ -268,20 +266,27 @@ fn answer_datagram(
                 truncated: answered.truncated,
                 scheduled: answered.scheduled,
             };
-            cache.store(
-                generation,
-                query,
-                src.ip(),
-                answered.cacheability,
-                counted.clone(),
-                response,
-            );
+            // The fast path answers a zone name at about the cost of a replay, and a store
+            // costs more (two allocations): the cache keeps what hickory's path answered
+            // and scheduled answers (a GeoIP lookup and a selection each).
+            if !answered.fast || answered.scheduled.is_some() {
+                cache.store(
+                    generation,
+                    query,
+                    src.ip(),
+                    answered.cacheability,
+                    counted,
+                    response,
+                );
+            }
             counted
         }
     };
     shared.metrics.count_query(counted.qtype, counted.rcode);
     if let Some(scheduled) = &counted.scheduled {
-        shared.metrics.count_scheduled(scheduled);
+        shared
+            .metrics
+            .count_scheduled(&snapshot.edge_counters, snapshot.cdn.as_deref(), scheduled);
     }
     if counted.truncated {
         shared.metrics.truncated.fetch_add(1, Ordering::Relaxed);
@@ -305,11 +310,11 @@ fn udp_transfer(
         Transport::Udp,
         query,
     );
-    let rcode = transfer.rcode();
+    let rcode = u16::from(transfer.rcode());
     response.clear();
     response.extend(transfer.next().unwrap_or_default());
     Counted {
-        qtype: transfer::transfer_type(query),
+        qtype: transfer::transfer_type(query).map(u16::from),
         rcode,
         truncated: false,
         scheduled: None,
@@ -376,7 +381,9 @@ async fn tcp_connection(
             let snapshot = shared.snapshot.load_full();
             let transfer =
                 transfer::messages(&snapshot, &shared.transfer, &shared.metrics, src, &request);
-            shared.metrics.count_query(Some(qtype), transfer.rcode());
+            shared
+                .metrics
+                .count_query(Some(u16::from(qtype)), u16::from(transfer.rcode()));
             for message in transfer {
                 // A secondary that stops reading must not hold the connection (or shutdown).
                 let framed = framed(&message);
@@ -393,16 +400,21 @@ async fn tcp_connection(
                 src,
                 transport: Transport::Tcp,
             };
-            handler::answer(&snapshot, &shared.metrics, client, &request, &mut response)
+            let answered = handler::answer(&snapshot, client, &request, &mut response);
+            if let Some(scheduled) = answered.as_ref().and_then(|a| a.scheduled.as_ref()) {
+                shared.metrics.count_scheduled(
+                    &snapshot.edge_counters,
+                    snapshot.cdn.as_deref(),
+                    scheduled,
+                );
+            }
+            answered
         };
         let Some(answered) = answered else {
             shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         shared.metrics.count_query(answered.qtype, answered.rcode);
-        if let Some(scheduled) = &answered.scheduled {
-            shared.metrics.count_scheduled(scheduled);
-        }
         if stream.write_all(&framed(&response)).await.is_err() {
             return;
         }

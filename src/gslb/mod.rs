@@ -147,12 +147,91 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Chosen edges kept inline: a selection allocates nothing unless `[cdn].answers` is
+/// above this (it is 1 almost everywhere).
+const INLINE_EDGES: usize = 8;
+
+/// The chosen edges of a [`Selection`], best first: a slice of indices into
+/// [`CdnConfig::edges`] (it derefs to `[usize]`), held inline up to eight edges.
+#[derive(Clone, Default)]
+pub struct Edges {
+    len: usize,
+    inline: [usize; INLINE_EDGES],
+    /// Used instead of `inline` when there are more edges than it holds.
+    spilled: Vec<usize>,
+}
+
+impl Edges {
+    fn push(&mut self, edge: usize) {
+        if self.len < INLINE_EDGES && self.spilled.is_empty() {
+            self.inline[self.len] = edge;
+            self.len += 1;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.spilled.push(edge);
+        }
+    }
+}
+
+impl std::ops::Deref for Edges {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Edges {
+    type Item = &'a usize;
+    type IntoIter = std::slice::Iter<'a, usize>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<usize> for Edges {
+    fn from_iter<I: IntoIterator<Item = usize>>(iter: I) -> Self {
+        let mut edges = Edges::default();
+        for edge in iter {
+            edges.push(edge);
+        }
+        edges
+    }
+}
+
+impl PartialEq for Edges {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Edges {}
+
+impl PartialEq<Vec<usize>> for Edges {
+    fn eq(&self, other: &Vec<usize>) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Edges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// The decision for one scheduled query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     /// Indices into [`CdnConfig::edges`], best first, at most `[cdn].answers`. Empty: no
     /// address to give (see `reason`), the server answers NODATA.
-    pub edges: Vec<usize>,
+    pub edges: Edges,
     /// True when no allowed edge was healthy and they were served anyway.
     pub fail_open: bool,
     /// The side that serves (or would have served).
@@ -233,7 +312,7 @@ pub fn select(
             .then_with(|| ea.name.cmp(&eb.name))
     };
     let answers = cfg.answers.max(1);
-    let edges: Vec<usize> = if answers == 1 {
+    let edges: Edges = if answers == 1 {
         // The common case: the best edge, no sorting.
         competing
             .min_by(order)
@@ -274,7 +353,7 @@ pub fn select(
 
 fn empty(side: Side, reason: Reason) -> Selection {
     Selection {
-        edges: Vec::new(),
+        edges: Edges::default(),
         fail_open: false,
         side,
         reason,

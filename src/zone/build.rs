@@ -199,9 +199,9 @@ impl Builder {
         };
         self.add_empty_non_terminals(&apex_key);
 
-        let (serial, negative_ttl) = match &soa.data {
-            RData::SOA(rdata) => (rdata.serial, soa.ttl.min(rdata.minimum)),
-            _ => (0, soa.ttl),
+        let negative_ttl = match &soa.data {
+            RData::SOA(rdata) => soa.ttl.min(rdata.minimum),
+            _ => soa.ttl,
         };
         let negative_soa = Record::from_rdata(origin.clone(), negative_ttl, soa.data);
         let mut nodes = self.nodes;
@@ -209,16 +209,14 @@ impl Builder {
             node.rrsets.sort_by_key(|rrset| u16::from(rrset.rtype));
         }
 
-        Ok(Zone {
-            origin_labels: origin.iter().len(),
-            origin_key: apex_key,
+        Ok(Zone::assemble(
             origin,
-            file: path.to_path_buf(),
-            serial,
+            apex_key,
+            path.to_path_buf(),
             negative_soa,
-            record_count: self.record_count,
+            self.record_count,
             nodes,
-        })
+        ))
     }
 
     fn insert(&mut self, record: Record, loc: Loc) {

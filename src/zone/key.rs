@@ -137,26 +137,39 @@ impl Hasher for FoldHasher {
 const MAX_WIRE: usize = 255;
 const MAX_LABELS: usize = 128;
 
-/// A name in lowercased wire form on the stack, with the offset of every label.
-pub(crate) struct WireName {
+/// A query name in lowercased wire form on the stack, with the offset of every label: what
+/// every lookup takes. Made from a message's bytes ([`QueryName::from_wire`]) or from labels
+/// ([`QueryName::from_labels`]), without allocating.
+#[derive(Clone)]
+pub struct QueryName {
     buf: [u8; MAX_WIRE],
     len: usize,
     label_starts: [u8; MAX_LABELS],
     labels: usize,
 }
 
-impl WireName {
+/// The zone store's own name for it.
+pub(crate) type WireName = QueryName;
+
+impl QueryName {
     /// Encodes `name` (treated as absolute). A hickory `Name` never exceeds 255 bytes; were
     /// one to, the excess labels are dropped rather than panicking.
     #[inline]
     pub(crate) fn new(name: &Name) -> Self {
-        let mut wire = WireName {
+        Self::from_labels(name.iter())
+    }
+
+    /// The name made of `labels`, leftmost first (the root implied), lowercased. Labels past
+    /// the 255-byte limit, or longer than 63 bytes, end the name there.
+    #[inline]
+    pub fn from_labels<'a>(labels: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut wire = QueryName {
             buf: [0; MAX_WIRE],
             len: 0,
             label_starts: [0; MAX_LABELS],
             labels: 0,
         };
-        for label in name.iter() {
+        for label in labels {
             let end = wire.len + 1 + label.len();
             // Keep one byte for the root label.
             if end >= MAX_WIRE || wire.labels >= MAX_LABELS - 1 || label.len() > 63 {
@@ -176,20 +189,84 @@ impl WireName {
         wire
     }
 
+    /// The uncompressed name at the start of `message`, lowercased, and the bytes it took
+    /// there. `None` for a compression pointer, a reserved label type, or a name over 255
+    /// bytes: the caller then leaves the message to a full decoder.
+    #[inline]
+    pub fn from_wire(message: &[u8]) -> Option<(Self, usize)> {
+        let mut wire = QueryName {
+            buf: [0; MAX_WIRE],
+            len: 0,
+            label_starts: [0; MAX_LABELS],
+            labels: 0,
+        };
+        loop {
+            let len = usize::from(*message.get(wire.len)?);
+            if len == 0 {
+                break;
+            }
+            let end = wire.len + 1 + len;
+            if len > 63 || end >= MAX_WIRE || wire.labels >= MAX_LABELS - 1 {
+                return None;
+            }
+            let label = message.get(wire.len + 1..end)?;
+            wire.label_starts[wire.labels] = wire.len as u8;
+            wire.labels += 1;
+            wire.buf[wire.len] = len as u8;
+            for (dst, src) in wire.buf[wire.len + 1..end].iter_mut().zip(label) {
+                *dst = src.to_ascii_lowercase();
+            }
+            wire.len = end;
+        }
+        wire.buf[wire.len] = 0;
+        wire.len += 1;
+        let len = wire.len;
+        Some((wire, len))
+    }
+
+    /// The labels, leftmost first, lowercased (the root not included).
+    pub fn labels(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator + '_ {
+        (0..self.labels).map(move |i| {
+            let start = usize::from(self.label_starts[i]);
+            let len = usize::from(self.buf[start]);
+            &self.buf[start + 1..start + 1 + len]
+        })
+    }
+
     /// Number of labels, not counting the root.
-    pub(crate) fn label_count(&self) -> usize {
+    pub fn label_count(&self) -> usize {
         self.labels
     }
 
-    /// The whole name.
-    pub(crate) fn bytes(&self) -> &[u8] {
+    /// The whole name, lowercased wire form.
+    pub fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// The parent name (the root's parent is the root).
+    pub fn parent(&self) -> QueryName {
+        let mut parent = self.clone();
+        if self.labels == 0 {
+            return parent;
+        }
+        let skip = if self.labels == 1 {
+            self.len - 1
+        } else {
+            usize::from(self.label_starts[1])
+        };
+        parent.buf[..self.len - skip].copy_from_slice(&self.buf[skip..self.len]);
+        parent.len = self.len - skip;
+        parent.labels = self.labels - 1;
+        for i in 0..parent.labels {
+            parent.label_starts[i] = self.label_starts[i + 1] - skip as u8;
+        }
+        parent
     }
 
     /// The ancestor-or-self with `labels` labels (0 is the root). More labels than the name
     /// has gives the name itself.
     #[inline]
-    pub(crate) fn ancestor(&self, labels: usize) -> &[u8] {
+    pub fn ancestor(&self, labels: usize) -> &[u8] {
         if labels >= self.labels {
             return self.bytes();
         }
@@ -233,6 +310,23 @@ mod tests {
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).expect("test name")
+    }
+
+    #[test]
+    fn names_from_the_wire_are_lowercased_and_parents_drop_a_label() {
+        let (wire, used) = QueryName::from_wire(b"\x03WwW\x07Example\x03COM\x00\x00\x01").unwrap();
+        assert_eq!(used, 17);
+        assert_eq!(wire.bytes(), b"\x03www\x07example\x03com\x00");
+        let parent = wire.parent();
+        assert_eq!(parent.bytes(), b"\x07example\x03com\x00");
+        assert_eq!(parent.label_count(), 2);
+        assert_eq!(parent.ancestor(1), b"\x03com\x00");
+        assert_eq!(parent.parent().parent().bytes(), b"\x00");
+        assert!(
+            QueryName::from_wire(b"\x03www\xc0\x0c").is_none(),
+            "pointer"
+        );
+        assert!(QueryName::from_wire(b"\x03ww").is_none(), "short");
     }
 
     #[test]

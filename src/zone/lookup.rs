@@ -4,151 +4,208 @@
 //! way gives a referral; a missing name ends the walk at the closest encloser, where the only
 //! wildcard that may apply is `*.<closest encloser>` (RFC 4592), else NXDOMAIN; the name
 //! itself gives its data, a CNAME, or NODATA.
+//!
+//! The answer borrows the zone's RRsets ([`Lookup`]): nothing is copied or allocated; the
+//! wire module writes the records out (owner names are the caller's: the query name, an
+//! ancestor of it, or the origin).
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use super::key::{QueryName, WILDCARD_BUF, WireName, wildcard_child};
+use super::{Node, Rcode, RrSet, StoredRData, Zone, rtype};
+use hickory_proto::rr::RecordType;
 
-use super::key::{WILDCARD_BUF, WireName, wildcard_child};
-use super::{Lookup, Node, RrSet, StoredRData, Zone};
+/// The answer of one lookup step inside one zone, borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'z> {
+    /// `NoError` or `NxDomain`; `Refused` only if the name is not in the zone at all.
+    pub rcode: Rcode,
+    /// False for a referral (and for a refusal).
+    pub authoritative: bool,
+    /// The answer's RRset. Its owner is the query name as asked (also when a wildcard
+    /// synthesised it).
+    pub answer: Option<&'z RrSet>,
+    pub authority: Authority<'z>,
+    /// The RRset (the answer's, or the referral's NS) whose in-zone targets' addresses go in
+    /// the additional section: see [`Zone::glue`].
+    pub glue_for: Option<&'z RrSet>,
+    /// The CNAME's target (wire form, the zone file's case) when the answer is a CNAME and
+    /// the query type is neither CNAME nor ANY: the caller continues the chain from there,
+    /// with loop protection.
+    pub cname_target: Option<&'z [u8]>,
+}
 
-impl Lookup {
-    fn empty(rcode: ResponseCode, authoritative: bool) -> Self {
+/// The authority section of a [`Lookup`].
+#[derive(Debug, Clone, Copy)]
+pub enum Authority<'z> {
+    None,
+    /// A negative answer's SOA ([`Zone::negative_soa`]); owner: the zone's origin.
+    NegativeSoa(&'z RrSet),
+    /// A referral: the child's NS RRset, owned by the query name's ancestor with `labels`
+    /// labels (the zone cut).
+    Referral {
+        labels: usize,
+        ns: &'z RrSet,
+    },
+}
+
+impl Lookup<'_> {
+    fn empty(rcode: Rcode, authoritative: bool) -> Self {
         Lookup {
             rcode,
             authoritative,
-            answers: Vec::new(),
-            authority: Vec::new(),
-            additional: Vec::new(),
+            answer: None,
+            authority: Authority::None,
+            glue_for: None,
             cname_target: None,
         }
     }
 }
 
 impl Zone {
-    /// One step of RFC 1034 4.3.2 for `qname` (inside this zone) and `qtype`. Answer owner
-    /// names are `qname` exactly as given, wildcard-synthesised ones included. CNAMEs are not
-    /// followed: `cname_target` tells the caller where to continue.
-    pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
-        let wire = WireName::new(qname);
-        let labels = wire.label_count();
-        if labels < self.origin_labels || wire.ancestor(self.origin_labels) != &*self.origin_key {
-            return Lookup::empty(ResponseCode::Refused, false);
+    /// One step of RFC 1034 4.3.2 for `qname` (inside this zone) and type code `qtype`.
+    /// CNAMEs are not followed: `cname_target` tells the caller where to continue.
+    pub fn lookup(&self, qname: &QueryName, qtype: u16) -> Lookup<'_> {
+        let labels = qname.label_count();
+        if labels < self.origin_labels || qname.ancestor(self.origin_labels) != &*self.origin_key {
+            return Lookup::empty(Rcode::Refused, false);
         }
         let Some(mut node) = self.nodes.get(&*self.origin_key) else {
-            return Lookup::empty(ResponseCode::ServFail, false);
+            return Lookup::empty(Rcode::ServFail, false);
         };
         for depth in self.origin_labels + 1..=labels {
-            let Some(child) = self.nodes.get(wire.ancestor(depth)) else {
-                return self.below_closest_encloser(qname, qtype, wire.ancestor(depth - 1));
+            let Some(child) = self.nodes.get(qname.ancestor(depth)) else {
+                return self.below_closest_encloser(qtype, qname.ancestor(depth - 1));
             };
             // DS belongs to the parent side of a cut (RFC 4035 3.1.4.1).
-            let parent_side_ds = depth == labels && qtype == RecordType::DS;
+            let parent_side_ds = depth == labels && qtype == rtype::DS;
             // Below the apex, NS means a zone cut (RFC 1034 4.2.1).
-            if !parent_side_ds && child.rrset(RecordType::NS).is_some() {
-                return self.referral(qname.trim_to(depth), child);
+            if !parent_side_ds && let Some(ns) = child.rrset(RecordType::NS) {
+                let mut lookup = Lookup::empty(Rcode::NoError, false);
+                lookup.authority = Authority::Referral { labels: depth, ns };
+                lookup.glue_for = Some(ns);
+                return lookup;
             }
             node = child;
         }
-        self.answer_from(qname, qtype, node)
+        self.answer_from(qtype, node)
     }
 
-    /// `qname` does not exist; `encloser` is the key of its closest encloser.
-    fn below_closest_encloser(&self, qname: &Name, qtype: RecordType, encloser: &[u8]) -> Lookup {
+    /// The query name does not exist; `encloser` is the key of its closest encloser.
+    fn below_closest_encloser(&self, qtype: u16, encloser: &[u8]) -> Lookup<'_> {
         let mut buf = [0u8; WILDCARD_BUF];
         let len = wildcard_child(encloser, &mut buf);
         match self.nodes.get(&buf[..len]) {
-            Some(wildcard) => self.answer_from(qname, qtype, wildcard),
+            Some(wildcard) => self.answer_from(qtype, wildcard),
             None => {
-                let mut lookup = Lookup::empty(ResponseCode::NXDomain, true);
-                lookup.authority.push(self.negative_soa.clone());
+                let mut lookup = Lookup::empty(Rcode::NxDomain, true);
+                lookup.authority = Authority::NegativeSoa(&self.negative_soa);
                 lookup
             }
         }
     }
 
-    /// The answer from `node`, which is `qname` itself or the wildcard synthesising it.
-    fn answer_from(&self, qname: &Name, qtype: RecordType, node: &Node) -> Lookup {
-        let mut lookup = Lookup::empty(ResponseCode::NoError, true);
-        let rrset = if qtype == RecordType::ANY {
+    /// The answer from `node`, which is the query name itself or the wildcard synthesising it.
+    fn answer_from<'z>(&'z self, qtype: u16, node: &'z Node) -> Lookup<'z> {
+        let mut lookup = Lookup::empty(Rcode::NoError, true);
+        let rrset = if qtype == rtype::ANY {
             // RFC 8482: one RRset, the lowest type, rather than everything.
             node.rrsets.first()
         } else if let Some(cname) = node.rrset(RecordType::CNAME)
-            && qtype != RecordType::CNAME
+            && qtype != rtype::CNAME
         {
-            lookup.cname_target = cname
-                .rdatas()
-                .iter()
-                .find_map(|rdata| match rdata.as_rdata() {
-                    Some(RData::CNAME(target)) => Some(target.0.clone()),
-                    _ => None,
-                });
+            lookup.cname_target = cname.rdatas().iter().find_map(StoredRData::wire);
             Some(cname)
         } else {
-            node.rrset(qtype)
+            node.rrsets.iter().find(|rrset| rrset.rtype() == qtype)
         };
         match rrset {
             Some(rrset) => {
-                push_rrset(&mut lookup.answers, qname, rrset);
-                if qtype != RecordType::ANY {
-                    self.add_target_addresses(&mut lookup.additional, rrset);
+                lookup.answer = Some(rrset);
+                if qtype != rtype::ANY {
+                    lookup.glue_for = Some(rrset);
                 }
             }
-            None => lookup.authority.push(self.negative_soa.clone()),
+            None => lookup.authority = Authority::NegativeSoa(&self.negative_soa),
         }
         lookup
     }
 
-    /// A referral to the child zone at `cut` (owner `cut_name`): its NS and their glue.
-    fn referral(&self, cut_name: Name, cut: &Node) -> Lookup {
-        let mut lookup = Lookup::empty(ResponseCode::NoError, false);
-        if let Some(ns) = cut.rrset(RecordType::NS) {
-            push_rrset(&mut lookup.authority, &cut_name, ns);
-            self.add_target_addresses(&mut lookup.additional, ns);
-        }
-        lookup
-    }
-
-    /// A and AAAA of the in-zone targets of NS, MX and SRV records (glue included).
-    fn add_target_addresses(&self, additional: &mut Vec<Record>, rrset: &RrSet) {
-        let rdatas = rrset.rdatas();
-        for (index, rdata) in rdatas.iter().enumerate() {
-            let Some(target) = target_of(rdata) else {
-                return;
-            };
-            let repeated = rdatas[..index]
-                .iter()
-                .any(|earlier| target_of(earlier) == Some(target));
-            if repeated || !self.origin.zone_of(target) {
-                continue;
-            }
-            let Some(node) = self.nodes.get(WireName::new(target).bytes()) else {
-                continue;
-            };
-            for rtype in [RecordType::A, RecordType::AAAA] {
-                if let Some(addresses) = node.rrset(rtype) {
-                    push_rrset(additional, target, addresses);
-                }
-            }
+    /// The additional section for `rrset` (from a [`Lookup`] of this zone): the A and AAAA
+    /// RRsets of the in-zone targets of NS, MX and SRV records (glue included), each target
+    /// once, in record order. Items are (owner in wire form as the record names it, RRset).
+    pub fn glue<'z>(&'z self, rrset: &'z RrSet) -> Glue<'z> {
+        Glue {
+            zone: self,
+            rrset,
+            index: 0,
+            pending: None,
         }
     }
 }
 
-/// The host name an NS, MX or SRV record points to.
-fn target_of(rdata: &StoredRData) -> Option<&Name> {
-    match rdata.as_rdata() {
-        Some(RData::NS(ns)) => Some(&ns.0),
-        Some(RData::MX(mx)) => Some(&mx.exchange),
-        Some(RData::SRV(srv)) => Some(&srv.target),
+/// Iterator of [`Zone::glue`].
+pub struct Glue<'z> {
+    zone: &'z Zone,
+    rrset: &'z RrSet,
+    index: usize,
+    /// The AAAA RRset still to give for the current target.
+    pending: Option<(&'z [u8], &'z RrSet)>,
+}
+
+impl<'z> Iterator for Glue<'z> {
+    type Item = (&'z [u8], &'z RrSet);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(pending) = self.pending.take() {
+            return Some(pending);
+        }
+        let rdatas = self.rrset.rdatas();
+        let offset = target_offset(self.rrset.rtype())?;
+        while let Some(rdata) = rdatas.get(self.index) {
+            self.index += 1;
+            let Some(target) = rdata.wire().and_then(|wire| wire.get(offset..)) else {
+                continue;
+            };
+            let Some((lower, used)) = QueryName::from_wire(target) else {
+                continue;
+            };
+            let target = &target[..used];
+            let repeated = rdatas[..self.index - 1].iter().any(|earlier| {
+                earlier
+                    .wire()
+                    .and_then(|wire| wire.get(offset..))
+                    .and_then(QueryName::from_wire)
+                    .is_some_and(|(name, _)| name.bytes() == lower.bytes())
+            });
+            let zone = self.zone;
+            let in_zone = lower.label_count() >= zone.origin_labels
+                && lower.ancestor(zone.origin_labels) == &*zone.origin_key;
+            if repeated || !in_zone {
+                continue;
+            }
+            let Some(node) = zone.nodes.get(WireName::bytes(&lower)) else {
+                continue;
+            };
+            let a = node.rrset(RecordType::A).map(|r| (target, r));
+            let aaaa = node.rrset(RecordType::AAAA).map(|r| (target, r));
+            match (a, aaaa) {
+                (Some(a), aaaa) => {
+                    self.pending = aaaa;
+                    return Some(a);
+                }
+                (None, Some(aaaa)) => return Some(aaaa),
+                (None, None) => {}
+            }
+        }
+        None
+    }
+}
+
+/// Where the host name starts in the data of an NS, MX or SRV record.
+fn target_offset(rtype: u16) -> Option<usize> {
+    match rtype {
+        rtype::NS => Some(0),
+        rtype::MX => Some(2),
+        rtype::SRV => Some(6),
         _ => None,
     }
-}
-
-pub(super) fn push_rrset(section: &mut Vec<Record>, owner: &Name, rrset: &RrSet) {
-    section.reserve_exact(rrset.rdatas().len());
-    section.extend(
-        rrset
-            .rdatas()
-            .iter()
-            .map(|rdata| Record::from_rdata(owner.clone(), rrset.ttl, rdata.to_rdata())),
-    );
 }

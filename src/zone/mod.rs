@@ -40,12 +40,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+pub use self::key::QueryName;
 use self::key::{NameKey, WireName};
-use self::lookup::push_rrset;
+pub use self::lookup::{Authority, Glue, Lookup};
 
 /// One problem found while loading zones, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,24 +82,50 @@ impl fmt::Display for ZoneErrors {
     }
 }
 
-/// The answer of one lookup step inside one zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookup {
-    /// `NoError` or `NXDomain`; `Refused` only if the name is not in the zone at all.
-    pub rcode: ResponseCode,
-    /// False for a referral (and for a refusal).
-    pub authoritative: bool,
-    pub answers: Vec<Record>,
-    pub authority: Vec<Record>,
-    pub additional: Vec<Record>,
-    /// The CNAME's target when the answer is a CNAME and the query type is neither CNAME
-    /// nor ANY: the caller continues the chain from there, with loop protection.
-    pub cname_target: Option<Name>,
+/// The response code of a lookup, in the project's own terms (the wire maps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    NoError,
+    /// The name does not exist (RFC 1035 NXDOMAIN).
+    NxDomain,
+    /// The name is not in this zone at all.
+    Refused,
+    /// The zone cannot answer (a zone without its apex; never for a loaded zone).
+    ServFail,
 }
 
-/// One RRset of a node: the records share owner, type and (RFC 2181 5.2) TTL.
+impl Rcode {
+    /// The RFC 1035 code.
+    pub fn code(self) -> u8 {
+        match self {
+            Rcode::NoError => 0,
+            Rcode::ServFail => 2,
+            Rcode::NxDomain => 3,
+            Rcode::Refused => 5,
+        }
+    }
+}
+
+/// Type codes the lookup treats specially (RFC 1035, 3596, 2782, 4034, 1995/5936).
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const MX: u16 = 15;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const DS: u16 = 43;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const ANY: u16 = 255;
+}
+
+/// One RRset of a node: the records share owner, type and (RFC 2181 5.2) TTL. Lookups hand
+/// out references to it; its record data is also kept in wire form so that an answer can be
+/// copied out of the zone.
 #[derive(Debug)]
-struct RrSet {
+pub struct RrSet {
     rtype: RecordType,
     ttl: u32,
     /// Line of the RRset's first record, for error messages.
@@ -107,6 +134,39 @@ struct RrSet {
 }
 
 impl RrSet {
+    /// The type code.
+    pub fn rtype(&self) -> u16 {
+        u16::from(self.rtype)
+    }
+
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.rdatas().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rdatas().is_empty()
+    }
+
+    /// Each record's data in wire form (RFC 1035 3.3; names uncompressed, in the zone
+    /// file's case), in zone order.
+    pub fn wire_rdatas(&self) -> impl Iterator<Item = WireRData<'_>> {
+        self.rdatas().iter().map(|rdata| match rdata {
+            StoredRData::A(ip) => WireRData::Inline(ip.octets().into()),
+            StoredRData::Aaaa(ip) => WireRData::Inline(ip.octets().into()),
+            StoredRData::Other(other) => WireRData::Stored(&other.wire),
+        })
+    }
+
+    /// Each record's data as hickory holds it, for the wire module's reference encoder.
+    pub fn rdatas_hickory(&self) -> impl Iterator<Item = RData> + '_ {
+        self.rdatas().iter().map(StoredRData::to_rdata)
+    }
+
     fn rdatas(&self) -> &[StoredRData] {
         match &self.rdatas {
             RDatas::One(rdata) => std::slice::from_ref(rdata),
@@ -140,21 +200,85 @@ enum RDatas {
     Many(Box<[StoredRData]>),
 }
 
+/// One record's data in wire form: an address made on the spot, or bytes stored with it.
+pub enum WireRData<'z> {
+    Inline(InlineRData),
+    Stored(&'z [u8]),
+}
+
+impl WireRData<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            WireRData::Inline(inline) => &inline.bytes[..usize::from(inline.len)],
+            WireRData::Stored(bytes) => bytes,
+        }
+    }
+}
+
+/// The wire form of an A or AAAA record's data.
+pub struct InlineRData {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl From<[u8; 4]> for InlineRData {
+    fn from(octets: [u8; 4]) -> Self {
+        let mut bytes = [0; 16];
+        bytes[..4].copy_from_slice(&octets);
+        InlineRData { len: 4, bytes }
+    }
+}
+
+impl From<[u8; 16]> for InlineRData {
+    fn from(bytes: [u8; 16]) -> Self {
+        InlineRData { len: 16, bytes }
+    }
+}
+
 /// Record data as stored: addresses inline (24 bytes instead of hickory's 184-byte `RData`,
-/// and most records of a large zone are addresses), everything else boxed.
+/// and most records of a large zone are addresses), everything else boxed with its wire
+/// form, encoded once at load so that answering copies bytes instead of encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StoredRData {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
-    Other(Box<RData>),
+    Other(Box<OtherRData>),
 }
+
+#[derive(Debug, Clone)]
+struct OtherRData {
+    rdata: RData,
+    /// RFC 1035 wire form, names uncompressed and in the file's case.
+    wire: Box<[u8]>,
+}
+
+impl PartialEq for OtherRData {
+    fn eq(&self, other: &Self) -> bool {
+        self.rdata == other.rdata
+    }
+}
+
+impl Eq for OtherRData {}
 
 impl StoredRData {
     fn new(rdata: RData) -> Self {
         match rdata {
             RData::A(a) => StoredRData::A(a.0),
             RData::AAAA(aaaa) => StoredRData::Aaaa(aaaa.0),
-            other => StoredRData::Other(Box::new(other)),
+            other => {
+                let mut wire = Vec::new();
+                let mut encoder = BinEncoder::new(&mut wire);
+                encoder.set_name_encoding(NameEncoding::Uncompressed);
+                if other.emit(&mut encoder).is_err() {
+                    // Never for data the parser produced; the wire encoder then finds no
+                    // bytes and the hickory path (which fails the same way) answers.
+                    wire.clear();
+                }
+                StoredRData::Other(Box::new(OtherRData {
+                    rdata: other,
+                    wire: wire.into_boxed_slice(),
+                }))
+            }
         }
     }
 
@@ -162,14 +286,22 @@ impl StoredRData {
         match self {
             StoredRData::A(ip) => RData::A(A(*ip)),
             StoredRData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
-            StoredRData::Other(rdata) => (**rdata).clone(),
+            StoredRData::Other(other) => other.rdata.clone(),
         }
     }
 
     /// The hickory form when it is stored as such (never for A and AAAA).
     fn as_rdata(&self) -> Option<&RData> {
         match self {
-            StoredRData::Other(rdata) => Some(rdata),
+            StoredRData::Other(other) => Some(&other.rdata),
+            _ => None,
+        }
+    }
+
+    /// The wire form of a stored (non-address) record.
+    fn wire(&self) -> Option<&[u8]> {
+        match self {
+            StoredRData::Other(other) => Some(&other.wire),
             _ => None,
         }
     }
@@ -193,17 +325,65 @@ impl Node {
 pub struct Zone {
     origin: Name,
     origin_key: NameKey,
+    /// The origin in wire form, in the case the zone file gave it (owner of the SOA).
+    origin_wire: Box<[u8]>,
     origin_labels: usize,
     file: PathBuf,
     serial: u32,
-    negative_soa: Record,
+    /// The SOA of negative answers, as an RRset of one (RFC 2308 TTL).
+    negative_soa: RrSet,
     record_count: usize,
     nodes: HashMap<NameKey, Node, KeyHasher>,
 }
 
 impl Zone {
+    /// A zone from what `build` validated.
+    fn assemble(
+        origin: Name,
+        origin_key: NameKey,
+        file: PathBuf,
+        negative_soa: Record,
+        record_count: usize,
+        nodes: HashMap<NameKey, Node, KeyHasher>,
+    ) -> Zone {
+        let serial = match &negative_soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        };
+        let mut origin_wire = Vec::new();
+        let mut encoder = BinEncoder::new(&mut origin_wire);
+        encoder.set_name_encoding(NameEncoding::Uncompressed);
+        let _ = origin.emit(&mut encoder);
+        Zone {
+            origin_labels: origin.iter().len(),
+            origin_wire: origin_wire.into_boxed_slice(),
+            origin_key,
+            negative_soa: RrSet {
+                rtype: RecordType::SOA,
+                ttl: negative_soa.ttl,
+                first_line: 0,
+                rdatas: RDatas::One(StoredRData::new(negative_soa.data)),
+            },
+            origin,
+            file,
+            serial,
+            record_count,
+            nodes,
+        }
+    }
+
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// The origin as text, fully qualified, in the zone file's case ("example.com.").
+    pub fn origin_text(&self) -> String {
+        self.origin.to_string()
+    }
+
+    /// The origin in wire form, in the zone file's case.
+    pub fn origin_wire(&self) -> &[u8] {
+        &self.origin_wire
     }
 
     /// Whether the origin is `name`, written as text ("example.com." or "example.com",
@@ -228,8 +408,8 @@ impl Zone {
     }
 
     /// Whether `name` exists in the zone: it owns records or is an empty non-terminal.
-    pub fn name_exists(&self, name: &LowerName) -> bool {
-        self.nodes.contains_key(WireName::new(name).bytes())
+    pub fn name_exists(&self, name: &QueryName) -> bool {
+        self.nodes.contains_key(name.bytes())
     }
 
     /// Parses and validates one zone from text, with `origin` unless the text sets
@@ -239,9 +419,10 @@ impl Zone {
         build::zone_from_text(origin, text).map_err(ZoneErrors)
     }
 
-    /// The SOA for negative answers, TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5).
-    pub fn negative_soa(&self) -> Record {
-        self.negative_soa.clone()
+    /// The SOA for negative answers, TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5);
+    /// its owner is the origin.
+    pub fn negative_soa(&self) -> &RrSet {
+        &self.negative_soa
     }
 
     /// The apex SOA record as written in the zone file.
@@ -251,10 +432,10 @@ impl Zone {
             .get(&self.origin_key)
             .and_then(|apex| apex.rrset(RecordType::SOA));
         // Every loaded zone has exactly one SOA at its apex (checked by `build`).
-        match apex_soa.and_then(|rrset| Some((rrset.ttl, rrset.rdatas().first()?))) {
-            Some((ttl, rdata)) => Record::from_rdata(self.origin.clone(), ttl, rdata.to_rdata()),
-            None => self.negative_soa.clone(),
-        }
+        let (ttl, rdata) = apex_soa
+            .and_then(|rrset| Some((rrset.ttl, rrset.rdatas().first()?)))
+            .unwrap_or((self.negative_soa.ttl, &self.negative_soa.rdatas()[0]));
+        Record::from_rdata(self.origin.clone(), ttl, rdata.to_rdata())
     }
 
     /// Every record but the SOA, for a zone transfer (RFC 5936: the caller sends the SOA
@@ -273,7 +454,11 @@ impl Zone {
             let mut records = Vec::new();
             if let (Some(owner), Some(node)) = (owner, self.nodes.get(key)) {
                 for rrset in node.rrsets.iter().filter(|r| r.rtype != RecordType::SOA) {
-                    push_rrset(&mut records, &owner, rrset);
+                    records.extend(
+                        rrset
+                            .rdatas_hickory()
+                            .map(|rdata| Record::from_rdata(owner.clone(), rrset.ttl, rdata)),
+                    );
                 }
             }
             records
@@ -400,8 +585,7 @@ impl ZoneSet {
 
     /// The zone with the longest origin that is an ancestor-or-self of `qname`: one hash
     /// lookup per label of `qname`.
-    pub fn find(&self, qname: &LowerName) -> Option<&Zone> {
-        let wire = WireName::new(qname);
+    pub fn find(&self, wire: &QueryName) -> Option<&Zone> {
         (0..=wire.label_count())
             .rev()
             .find_map(|labels| self.by_origin.get(wire.ancestor(labels)))
@@ -424,13 +608,13 @@ impl ZoneSet {
     /// The zone that answers `qname`/`qtype`: [`find`](Self::find), except that DS at a
     /// zone's apex belongs to the parent side of the cut (RFC 4035 3.1.4.1), so when the
     /// parent zone is hosted too, it answers.
-    pub fn find_for_query(&self, qname: &LowerName, qtype: RecordType) -> Option<&Zone> {
+    pub fn find_for_query(&self, qname: &QueryName, qtype: u16) -> Option<&Zone> {
         let zone = self.find(qname)?;
-        let at_apex = zone.origin_key.len() == WireName::new(qname).bytes().len();
-        if qtype == RecordType::DS
+        let at_apex = zone.origin_key.len() == qname.bytes().len();
+        if qtype == rtype::DS
             && at_apex
-            && !qname.is_root()
-            && let Some(parent) = self.find(&qname.base_name())
+            && qname.label_count() > 0
+            && let Some(parent) = self.find(&qname.parent())
         {
             return Some(parent);
         }

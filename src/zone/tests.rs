@@ -6,6 +6,7 @@ use std::str::FromStr;
 use hickory_proto::rr::rdata::{A, AAAA};
 
 use super::*;
+use crate::dns::handler::{LookupRecords, lookup_records};
 
 const EXAMPLE: &str = r#"$ORIGIN example.com.
 $TTL 3600
@@ -74,12 +75,12 @@ fn example() -> ZoneSet {
     load(&[("example.com.zone", EXAMPLE)])
 }
 
-fn ask(set: &ZoneSet, qname: &str, qtype: RecordType) -> Lookup {
+fn ask(set: &ZoneSet, qname: &str, qtype: RecordType) -> LookupRecords {
     let qname = name(qname);
     let zone = set
-        .find(&LowerName::new(&qname))
+        .find(&QueryName::new(&qname))
         .expect("a zone for the name");
-    zone.lookup(&qname, qtype)
+    lookup_records(zone, &qname, qtype)
 }
 
 fn a(ip: [u8; 4]) -> RData {
@@ -98,7 +99,7 @@ fn types(records: &[Record]) -> Vec<RecordType> {
     records.iter().map(|r| r.record_type()).collect()
 }
 
-fn assert_negative(lookup: &Lookup, rcode: ResponseCode) {
+fn assert_negative(lookup: &LookupRecords, rcode: Rcode) {
     assert_eq!(lookup.rcode, rcode);
     assert!(lookup.authoritative);
     assert!(lookup.answers.is_empty(), "{:?}", lookup.answers);
@@ -112,7 +113,7 @@ fn assert_negative(lookup: &Lookup, rcode: ResponseCode) {
 fn exact_match_is_authoritative_answer() {
     let set = example();
     let lookup = ask(&set, "web.example.com.", RecordType::A);
-    assert_eq!(lookup.rcode, ResponseCode::NoError);
+    assert_eq!(lookup.rcode, Rcode::NoError);
     assert!(lookup.authoritative);
     assert_eq!(rdatas(&lookup.answers), vec![a([192, 0, 2, 80])]);
     assert_eq!(lookup.answers[0].ttl, 3600);
@@ -125,7 +126,7 @@ fn existing_name_without_the_type_is_nodata_with_negative_soa() {
     let set = example();
     assert_negative(
         &ask(&set, "web.example.com.", RecordType::AAAA),
-        ResponseCode::NoError,
+        Rcode::NoError,
     );
 }
 
@@ -134,7 +135,7 @@ fn missing_name_is_nxdomain_with_negative_soa() {
     let set = example();
     assert_negative(
         &ask(&set, "nothing.web.example.com.", RecordType::A),
-        ResponseCode::NXDomain,
+        Rcode::NxDomain,
     );
 }
 
@@ -142,7 +143,7 @@ fn missing_name_is_nxdomain_with_negative_soa() {
 fn cname_is_answered_and_its_target_reported_not_chased() {
     let set = example();
     let lookup = ask(&set, "www.example.com.", RecordType::A);
-    assert_eq!(lookup.rcode, ResponseCode::NoError);
+    assert_eq!(lookup.rcode, Rcode::NoError);
     assert!(lookup.authoritative);
     assert_eq!(types(&lookup.answers), vec![RecordType::CNAME]);
     assert_eq!(lookup.cname_target, Some(name("web.example.com.")));
@@ -158,7 +159,7 @@ fn wildcard_does_not_apply_to_an_existing_name() {
     let set = example();
     assert_negative(
         &ask(&set, "foo.example.com.", RecordType::A),
-        ResponseCode::NoError,
+        Rcode::NoError,
     );
     let other = ask(&set, "bar.example.com.", RecordType::A);
     assert_eq!(rdatas(&other.answers), vec![a([192, 0, 2, 99])]);
@@ -170,10 +171,10 @@ fn wildcard_source_is_below_the_closest_encloser_only() {
     // sub.deep exists: below it only *.sub.deep could apply, and there is none.
     assert_negative(
         &ask(&set, "x.sub.deep.example.com.", RecordType::A),
-        ResponseCode::NXDomain,
+        Rcode::NxDomain,
     );
     let synthesised = ask(&set, "y.deep.example.com.", RecordType::A);
-    assert_eq!(synthesised.rcode, ResponseCode::NoError);
+    assert_eq!(synthesised.rcode, Rcode::NoError);
     assert!(synthesised.authoritative);
     assert_eq!(rdatas(&synthesised.answers), vec![a([192, 0, 2, 100])]);
     assert_eq!(owners(&synthesised.answers), vec!["y.deep.example.com."]);
@@ -183,7 +184,7 @@ fn wildcard_source_is_below_the_closest_encloser_only() {
     // A wildcard without the asked type is NODATA.
     assert_negative(
         &ask(&set, "y.deep.example.com.", RecordType::MX),
-        ResponseCode::NoError,
+        Rcode::NoError,
     );
 }
 
@@ -195,17 +196,17 @@ fn empty_non_terminal_is_nodata_and_blocks_the_wildcard() {
         "b.ent.example.com.",
         "deep.example.com.",
     ] {
-        assert_negative(&ask(&set, ent, RecordType::A), ResponseCode::NoError);
+        assert_negative(&ask(&set, ent, RecordType::A), Rcode::NoError);
         assert!(
             set.zones()
                 .next()
                 .expect("zone")
-                .name_exists(&LowerName::new(&name(ent)))
+                .name_exists(&QueryName::new(&name(ent)))
         );
     }
     assert_negative(
         &ask(&set, "zz.ent.example.com.", RecordType::A),
-        ResponseCode::NXDomain,
+        Rcode::NxDomain,
     );
 }
 
@@ -227,7 +228,7 @@ fn delegation_gives_referral_with_glue_and_no_aa() {
         "ns.child.example.com.",
     ] {
         let lookup = ask(&set, qname, RecordType::A);
-        assert_eq!(lookup.rcode, ResponseCode::NoError, "{qname}");
+        assert_eq!(lookup.rcode, Rcode::NoError, "{qname}");
         assert!(!lookup.authoritative, "{qname}");
         assert!(lookup.answers.is_empty(), "{qname}");
         assert_eq!(types(&lookup.authority), vec![RecordType::NS; 2], "{qname}");
@@ -248,7 +249,7 @@ fn ds_at_the_cut_is_answered_from_the_parent_side() {
     // authoritative, with the parent's SOA, instead of a referral.
     assert_negative(
         &ask(&set, "child.example.com.", RecordType::DS),
-        ResponseCode::NoError,
+        Rcode::NoError,
     );
     // Below the cut, DS is the child's business: referral.
     assert!(!ask(&set, "x.child.example.com.", RecordType::DS).authoritative);
@@ -288,7 +289,7 @@ fn additional_section_has_in_zone_targets_of_mx_srv_and_ns() {
 fn any_gets_one_rrset_the_lowest_type() {
     let set = example();
     let lookup = ask(&set, "example.com.", RecordType::ANY);
-    assert_eq!(lookup.rcode, ResponseCode::NoError);
+    assert_eq!(lookup.rcode, Rcode::NoError);
     // The apex has A, NS, SOA and MX: A (type 1) alone.
     assert_eq!(types(&lookup.answers), vec![RecordType::A]);
     let cname = ask(&set, "www.example.com.", RecordType::ANY);
@@ -296,7 +297,7 @@ fn any_gets_one_rrset_the_lowest_type() {
     assert_eq!(cname.cname_target, None);
     assert_negative(
         &ask(&set, "ent.example.com.", RecordType::ANY),
-        ResponseCode::NoError,
+        Rcode::NoError,
     );
 }
 
@@ -316,7 +317,7 @@ fn find_picks_the_longest_enclosing_origin() {
         "$ORIGIN child.example.com.\n$TTL 60\n@ SOA ns root 1 2 3 4 5\n@ NS ns\nns A 192.0.2.7\n";
     let set = load(&[("example.com.zone", EXAMPLE), ("child.zone", child)]);
     let find = |qname: &str| {
-        set.find(&LowerName::new(&name(qname)))
+        set.find(&QueryName::new(&name(qname)))
             .map(|zone| zone.origin().to_ascii())
     };
     assert_eq!(
@@ -344,17 +345,17 @@ fn zone_metadata() {
     // One per record line of EXAMPLE.
     assert_eq!(zone.record_count(), 23);
     assert_eq!(set.record_count(), 23);
-    assert_eq!(zone.negative_soa().ttl, 300);
-    assert!(!zone.name_exists(&LowerName::new(&name("nothing.example.com."))));
-    assert!(zone.name_exists(&LowerName::new(&name("WEB.example.com."))));
+    assert_eq!(zone.negative_soa().ttl(), 300);
+    assert!(!zone.name_exists(&QueryName::new(&name("nothing.example.com."))));
+    assert!(zone.name_exists(&QueryName::new(&name("WEB.example.com."))));
 }
 
 #[test]
 fn query_outside_the_zone_is_refused() {
     let set = example();
     let zone = set.zones().next().expect("zone");
-    let lookup = zone.lookup(&name("example.org."), RecordType::A);
-    assert_eq!(lookup.rcode, ResponseCode::Refused);
+    let lookup = lookup_records(zone, &name("example.org."), RecordType::A);
+    assert_eq!(lookup.rcode, Rcode::Refused);
 }
 
 #[test]
@@ -594,7 +595,7 @@ fn zone_from_text_loads_without_files_and_refuses_include() {
     let origin = name("example.org.");
     let zone = Zone::from_text(&origin, HEAD).expect("text zone");
     assert_eq!(
-        rdatas(&zone.lookup(&name("ns.example.org."), RecordType::A).answers),
+        rdatas(&lookup_records(&zone, &name("ns.example.org."), RecordType::A).answers),
         vec![a([192, 0, 2, 7])]
     );
     let errors = Zone::from_text(&origin, &format!("{HEAD}$INCLUDE /etc/hostname\n"))
@@ -612,7 +613,7 @@ fn ttl_defaults_follow_rfc_1035_and_2308() {
                 $TTL 900\ny A 192.0.2.9\nz 30 A 192.0.2.10\n";
     let zone = Zone::from_text(&name("example.org."), text).expect("zone");
     let ttl = |owner: &str, rtype| {
-        zone.lookup(&name(owner), rtype)
+        lookup_records(&zone, &name(owner), rtype)
             .answers
             .first()
             .map(|r| r.ttl)
@@ -644,14 +645,14 @@ fn zone_set_can_be_shared_between_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<ZoneSet>();
     shared::<Zone>();
-    shared::<Lookup>();
+    shared::<Lookup<'static>>();
 }
 
 #[test]
 fn additional_targets_are_listed_once() {
     let text = format!("{HEAD}m MX 10 ns\nm MX 20 ns\n");
     let zone = Zone::from_text(&name("example.org."), &text).expect("zone");
-    let lookup = zone.lookup(&name("m.example.org."), RecordType::MX);
+    let lookup = lookup_records(&zone, &name("m.example.org."), RecordType::MX);
     assert_eq!(types(&lookup.answers), vec![RecordType::MX; 2]);
     assert_eq!(rdatas(&lookup.additional), vec![a([192, 0, 2, 7])]);
 }
@@ -662,7 +663,7 @@ fn ds_at_a_hosted_child_apex_is_answered_by_the_parent() {
         "$ORIGIN child.example.com.\n$TTL 60\n@ SOA ns root 1 2 3 4 5\n@ NS ns\nns A 192.0.2.7\n";
     let set = load(&[("example.com.zone", EXAMPLE), ("child.zone", kid)]);
     let find = |qname: &str, qtype| {
-        set.find_for_query(&LowerName::new(&name(qname)), qtype)
+        set.find_for_query(&QueryName::new(&name(qname)), u16::from(qtype))
             .map(|zone| zone.origin().to_ascii())
     };
     assert_eq!(
@@ -714,7 +715,7 @@ fn mangled_zone_text_never_panics() {
                     RecordType::DS,
                     RecordType::MX,
                 ] {
-                    let _ = zone.lookup(&name(qname), qtype);
+                    let _ = lookup_records(&zone, &name(qname), qtype);
                 }
             }
         }
