@@ -604,7 +604,11 @@ mod tests {
             matches!(route(&unknown, "edge-1", &router), Routed::UnknownHost(h) if h == "other.org")
         );
 
-        let got = routed(&request(Method::GET, "/a?b=1", &[("host", "IMG.customer.com.")]));
+        let got = routed(&request(
+            Method::GET,
+            "/a?b=1",
+            &[("host", "IMG.customer.com.")],
+        ));
         assert_eq!(got.host_raw, "IMG.customer.com.");
         assert_eq!(got.host, "img.customer.com");
         assert_eq!(got.spec.domain, "img.customer.com");
@@ -613,7 +617,10 @@ mod tests {
         let absolute = routed(&request(Method::HEAD, "http://dl.customer.com/f", &[]));
         assert_eq!(absolute.handling, Handling::Sliced);
         let host = [("host", "img.customer.com")];
-        assert_eq!(routed(&request(Method::POST, "/", &host)).handling, Handling::Forward);
+        assert_eq!(
+            routed(&request(Method::POST, "/", &host)).handling,
+            Handling::Forward
+        );
         assert_eq!(
             routed(&request(Method::CONNECT, "img.customer.com:443", &[])).handling,
             Handling::Refuse
@@ -635,7 +642,10 @@ mod tests {
             Lookup::Fetch { stale: Some(_) }
         ));
         assert!(matches!(after_lookup(None), Lookup::Fetch { stale: None }));
-        assert!(only_if_cached(&ctx_view(&[("cache-control", "only-if-cached")])));
+        assert!(only_if_cached(&ctx_view(&[(
+            "cache-control",
+            "only-if-cached"
+        )])));
         assert!(!only_if_cached(&ctx_view(&[("cache-control", "no-cache")])));
         assert!(!only_if_cached(&ctx_view(&[])));
     }
@@ -666,7 +676,10 @@ mod tests {
         assert_eq!(h["accept"], "*/*");
 
         let plain = ctx("/a", &[]);
-        let stale = stored(&plain, &[("cache-control", "max-age=1"), ("etag", "\"v1\"")]);
+        let stale = stored(
+            &plain,
+            &[("cache-control", "max-age=1"), ("etag", "\"v1\"")],
+        );
         let revalidation = origin_request(&plain, Some(&stale), "edge-1");
         assert_eq!(revalidation.headers["if-none-match"], "\"v1\"");
         let slice = Ctx {
@@ -739,13 +752,25 @@ mod tests {
             panic!("storable");
         };
         let (id, meta, len) = stored_meta(&ctx, StatusCode::OK, &h, *policy, freshness);
-        assert_eq!(id, EntryId::for_variant(&ctx.primary, &h, ctx.view.headers()));
-        assert_ne!(id, EntryId::for_variant(&ctx.primary, &h, &HeaderMap::new()));
+        assert_eq!(
+            id,
+            EntryId::for_variant(&ctx.primary, &h, ctx.view.headers())
+        );
+        assert_ne!(
+            id,
+            EntryId::for_variant(&ctx.primary, &h, &HeaderMap::new())
+        );
         assert_eq!(len, Some(1234));
-        assert_eq!((meta.primary.as_str(), meta.domain.as_str()), ("img.customer.com/a", "*"));
+        assert_eq!(
+            (meta.primary.as_str(), meta.domain.as_str()),
+            ("img.customer.com/a", "*")
+        );
         let too_large = std::io::Error::new(std::io::ErrorKind::FileTooLarge, "big");
         assert_eq!(fill_refused(&too_large), "too-large");
-        assert_eq!(fill_refused(&std::io::Error::other("disk")), "cache-write-error");
+        assert_eq!(
+            fill_refused(&std::io::Error::other("disk")),
+            "cache-write-error"
+        );
     }
 
     #[test]
@@ -757,7 +782,13 @@ mod tests {
         let fresh = revalidated_entry(&ctx, &stale, &not_modified, later);
         assert_eq!(fresh.id, stale.id);
         let reuse = |e: &Entry| {
-            policy::reuse(&e.meta.policy, &e.meta.freshness, e.varies, &ctx.view, later)
+            policy::reuse(
+                &e.meta.policy,
+                &e.meta.freshness,
+                e.varies,
+                &ctx.view,
+                later,
+            )
         };
         assert_eq!(reuse(&fresh), Some(Reuse::Fresh));
         assert_eq!(reuse(&stale), Some(Reuse::Revalidate));
@@ -784,11 +815,25 @@ mod tests {
             server_error: true,
         };
         assert!(matches!(
-            after_outcome(&server_error, Joined::Followed, Some(&spare), &ctx.view, later, true),
+            after_outcome(
+                &server_error,
+                Joined::Followed,
+                Some(&spare),
+                &ctx.view,
+                later,
+                true
+            ),
             Reply::Entry(_, Served::StaleIfError)
         ));
         assert!(matches!(
-            after_outcome(&server_error, Joined::Followed, None, &ctx.view, later, true),
+            after_outcome(
+                &server_error,
+                Joined::Followed,
+                None,
+                &ctx.view,
+                later,
+                true
+            ),
             Reply::Forward("origin-error")
         ));
         let revalidated = Outcome::Revalidated(stored(&ctx, &[("cache-control", "max-age=1")]));
@@ -817,15 +862,27 @@ mod tests {
             ("location", "http://A.com/created"),
             ("content-location", "http://b.com/elsewhere"),
         ]);
-        let keys = invalidated(&Method::POST, StatusCode::CREATED, &answer, "a.com", "a.com/x");
+        let keys = invalidated(
+            &Method::POST,
+            StatusCode::CREATED,
+            &answer,
+            "a.com",
+            "a.com/x",
+        );
         assert_eq!(keys, ["a.com/x", "a.com/created"]);
         let none = HeaderMap::new();
         let ok = StatusCode::OK;
         assert!(invalidated(&Method::OPTIONS, ok, &none, "a.com", "a.com/x").is_empty());
         let error = StatusCode::INTERNAL_SERVER_ERROR;
         assert!(invalidated(&Method::DELETE, error, &none, "a.com", "a.com/x").is_empty());
-        assert_eq!(purge_keys("http://A.com/dir/").unwrap(), ("a.com/dir/".into(), true));
-        assert_eq!(purge_keys("http://a.com/f?v=1").unwrap(), ("a.com/f?v=1".into(), false));
+        assert_eq!(
+            purge_keys("http://A.com/dir/").unwrap(),
+            ("a.com/dir/".into(), true)
+        );
+        assert_eq!(
+            purge_keys("http://a.com/f?v=1").unwrap(),
+            ("a.com/f?v=1".into(), false)
+        );
     }
 
     #[test]
