@@ -266,19 +266,17 @@ fn answer_datagram(
                 truncated: answered.truncated,
                 scheduled: answered.scheduled,
             };
-            // The fast path answers a zone name at about the cost of a replay, and a store
-            // costs more (two allocations): the cache keeps what hickory's path answered
-            // and scheduled answers (a GeoIP lookup and a selection each).
-            if !answered.fast || answered.scheduled.is_some() {
-                cache.store(
-                    generation,
-                    query,
-                    src.ip(),
-                    answered.cacheability,
-                    counted,
-                    response,
-                );
-            }
+            // Every answer is kept: a replay (~0.3 µs of user CPU measured) is about half
+            // of a fast-path answer, and a full cache takes no more entries, so a flood of
+            // queries that never repeat pays for the stores only until then.
+            cache.store(
+                generation,
+                query,
+                src.ip(),
+                answered.cacheability,
+                counted,
+                response,
+            );
             counted
         }
     };
