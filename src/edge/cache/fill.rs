@@ -198,8 +198,8 @@ impl FillWriter {
             }
         };
         // Insert first: it drops any memory copy of the entry this one replaces.
-        self.cache.insert(Arc::new(Entry::new(self.id, meta)));
-        if let Some(bytes) = in_memory {
+        let kept = self.cache.insert(Arc::new(Entry::new(self.id, meta)));
+        if let Some(bytes) = in_memory.filter(|_| kept) {
             self.cache.memory.insert(self.id, bytes.freeze());
         }
         Ok(written)

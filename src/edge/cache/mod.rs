@@ -15,6 +15,7 @@
 //! held whole in memory. Decisions (what to store, how to reuse) live in [`policy`]; this
 //! module does storage only.
 
+pub mod admission;
 pub mod coalesce;
 pub mod disk;
 pub mod fill;
@@ -43,11 +44,15 @@ use tokio::sync::watch;
 
 use crate::edge::body::{self, Body};
 use crate::edge::zero_copy::FileSender;
+use admission::FrequencySketch;
 use disk::{DiskTier, StoredMeta};
 use memory::MemoryTier;
 use policy::CacheRequest;
 use shards::{ShardedLru, Shards};
 
+/// The object size the admission sketch is sized for (how many entries a disk tier of a
+/// given size holds, roughly).
+const EXPECTED_OBJECT_BYTES: u64 = 64 << 10;
 /// At most this many Vary variants are kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 16;
 /// Files are read in chunks of this size (one blocking-pool hop each).
@@ -223,6 +228,8 @@ struct IndexShard {
 
 struct Slot {
     primary: String,
+    /// The primary key's [`FrequencySketch::key`].
+    demand_key: u64,
     bytes: u64,
     /// The index clock when last used ([`Shards::tick`]).
     used: u64,
@@ -253,6 +260,8 @@ pub struct Cache {
     /// Open body files for zero-copy sends: id -> (body file name, file), LRU.
     open_files: ShardedLru<EntryId, (String, Arc<File>)>,
     index: Index,
+    /// How often each URL is asked for: decides what may evict what ([`admission`]).
+    demand: FrequencySketch,
     disk_capacity: u64,
     memory_capacity: u64,
     fills: std::sync::atomic::AtomicU64,
@@ -299,6 +308,7 @@ impl Cache {
                 bytes: AtomicU64::new(0),
                 entries: AtomicU64::new(0),
             },
+            demand: FrequencySketch::for_items(disk_bytes / EXPECTED_OBJECT_BYTES),
             disk_capacity: disk_bytes,
             memory_capacity: memory_bytes,
             fills: Default::default(),
@@ -306,7 +316,7 @@ impl Cache {
         };
         let count = scanned.len();
         for found in scanned {
-            cache.insert(Arc::new(Entry::new(found.id, found.meta)));
+            cache.store(Arc::new(Entry::new(found.id, found.meta)));
         }
         tracing::info!(entries = count, dir = %root.display(), "cache index rebuilt from disk");
         Ok(cache)
@@ -321,6 +331,7 @@ impl Cache {
         req: &CacheRequest,
         now: SystemTime,
     ) -> Option<(Arc<Entry>, policy::Reuse)> {
+        self.demand.record(self.demand.key(primary));
         let shard = self.index.shards.shard_of(primary);
         let variants = self.index.shards.lock(shard).variants.get(primary)?.clone();
         let found = variants.iter().find_map(|entry| {
@@ -343,8 +354,66 @@ impl Cache {
         found
     }
 
-    /// Adds (or replaces) a committed entry, evicting least recently used ones past capacity.
-    pub fn insert(&self, entry: Arc<Entry>) {
+    /// Offers a committed entry to the index. When it fits, or replaces a stored one, it is
+    /// kept; when keeping it would evict others, it is kept only if its URL was asked for
+    /// more often than each of theirs ([`admission::admit`]), and otherwise its files are
+    /// removed at once. Returns whether it was kept.
+    pub fn insert(&self, entry: Arc<Entry>) -> bool {
+        let size = entry.meta.body_len;
+        let over =
+            (self.index.bytes.load(Ordering::Relaxed) + size).saturating_sub(self.disk_capacity);
+        if over > 0 && !self.is_indexed(&entry) {
+            let demand = self.demand.estimate(self.demand.key(&entry.meta.primary));
+            let victims = self.eviction_candidates(over);
+            if !admission::admit(demand, victims.iter().map(|&key| self.demand.estimate(key))) {
+                self.disk.remove(&entry.id, &entry.meta.body_file);
+                return false;
+            }
+        }
+        self.store(entry);
+        true
+    }
+
+    /// Counts an operator's prefetch of `primary` as strong demand, so that what it
+    /// fetches is admitted.
+    pub fn favour(&self, primary: &str) {
+        self.demand.favour(self.demand.key(primary));
+    }
+
+    fn is_indexed(&self, entry: &Entry) -> bool {
+        let shard = self.index.shards.lock_key(entry.meta.primary.as_str());
+        shard.lru.contains(&entry.id)
+    }
+
+    /// The demand keys of the least recently used entries whose bytes add up to `bytes`,
+    /// oldest first: those an insertion of that size would evict (exact when nothing races).
+    fn eviction_candidates(&self, bytes: u64) -> Vec<u64> {
+        let mut oldest: Vec<(u64, u64, u64)> = Vec::new(); // (used, bytes, demand key)
+        self.index.shards.for_each(|shard| {
+            let mut taken = 0;
+            for (_, slot) in shard.lru.iter().rev() {
+                if taken >= bytes {
+                    break;
+                }
+                taken += slot.bytes;
+                oldest.push((slot.used, slot.bytes, slot.demand_key));
+            }
+        });
+        oldest.sort_unstable_by_key(|&(used, _, _)| used);
+        let mut freed = 0;
+        oldest
+            .into_iter()
+            .take_while(|&(_, size, _)| {
+                let more = freed < bytes;
+                freed += size;
+                more
+            })
+            .map(|(_, _, key)| key)
+            .collect()
+    }
+
+    /// Adds (or replaces) an entry, evicting least recently used ones past capacity.
+    fn store(&self, entry: Arc<Entry>) {
         let mut doomed = Vec::new();
         {
             let mut locked = self.index.shards.lock_key(entry.meta.primary.as_str());
@@ -376,6 +445,7 @@ impl Cache {
                 entry.id,
                 Slot {
                     primary: entry.meta.primary.clone(),
+                    demand_key: self.demand.key(&entry.meta.primary),
                     bytes: size,
                     used,
                 },
@@ -698,7 +768,9 @@ mod tests {
         }
         let look = |e: &Entry| cache.lookup(&e.meta.primary, &request(e), now());
         assert!(look(&entries[0]).is_some()); // /e0 is now the most recently used
-        cache.insert(entry("/e3", 100));
+        let e3 = entry("/e3", 100);
+        assert!(look(&e3).is_none()); // asked for once: more than /e1 since it was stored
+        assert!(cache.insert(e3));
         assert!(
             look(&entries[1]).is_none(),
             "/e1 was the least recently used"
@@ -708,5 +780,37 @@ mod tests {
         assert_eq!(cache.stats().disk_bytes, 300);
         assert_eq!(cache.remove_prefix("example.com/e"), 3);
         assert_eq!((cache.stats().entries, cache.stats().disk_bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_full_cache_keeps_what_is_asked_for_more_than_what_it_would_evict() {
+        let (_dir, cache) = cache(300);
+        let look = |e: &Entry| cache.lookup(&e.meta.primary, &request(e), now());
+        let residents: Vec<_> = (0..3).map(|n| entry(&format!("/r{n}"), 100)).collect();
+        for e in &residents {
+            look(e);
+            cache.insert(e.clone());
+            look(e); // each asked for twice
+        }
+        // A scan: objects asked for once never push out the residents.
+        for n in 0..20 {
+            let once = entry(&format!("/scan{n}"), 100);
+            assert!(look(&once).is_none());
+            assert!(!cache.insert(once), "/scan{n} was admitted");
+        }
+        assert!(residents.iter().all(|e| look(e).is_some()));
+        assert_eq!((cache.stats().entries, cache.stats().disk_bytes), (3, 300));
+        // An object asked for more often than the least recently used resident replaces it.
+        let hot = entry("/hot", 100);
+        for _ in 0..4 {
+            assert!(look(&hot).is_none());
+        }
+        assert!(cache.insert(hot.clone()));
+        assert!(look(&hot).is_some());
+        assert_eq!(residents.iter().filter(|e| look(e).is_some()).count(), 2);
+        // A prefetch is admitted on its first request.
+        let warmed = entry("/warm", 100);
+        cache.favour(&warmed.meta.primary);
+        assert!(cache.insert(warmed));
     }
 }

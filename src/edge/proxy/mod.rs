@@ -583,6 +583,7 @@ impl Edge {
             counters: self.metrics.domain(&spec_domain),
             file_sender: None,
         };
+        self.cache.favour(&ctx.primary);
         let response = if ctx.spec.business.sliced() {
             self.serve_sliced(&ctx).await
         } else {
