@@ -62,6 +62,9 @@ const WRITE_CHUNK: usize = 64 << 10;
 /// Bodies at least this long go to HTTP/1.x clients with `sendfile`; shorter ones are
 /// cheaper as one `writev` from the memory tier (headers and body in one call).
 pub const SENDFILE_MIN: u64 = 32 << 10;
+/// Bodies at least this long are written from a mapping of their file rather than with
+/// `sendfile` (the receiver copies large socket buffers out faster: [`FileSender::mapped_body`]).
+pub const MAPPED_MIN: u64 = 8 << 20;
 /// At most this many body files are kept open for `sendfile` (fewer when the process's
 /// descriptor limit is low: a quarter of it).
 const MAX_OPEN_FILES: u64 = 1024;
@@ -254,11 +257,20 @@ impl IndexShard {
     }
 }
 
+/// A body file kept open for zero-copy sends, with its mapping once one was made.
+#[derive(Clone)]
+struct OpenBody {
+    /// The body file's name (an entry replaced under the same id has a new one).
+    name: String,
+    file: Arc<File>,
+    map: Option<Arc<memmap2::Mmap>>,
+}
+
 pub struct Cache {
     disk: Arc<DiskTier>,
     memory: MemoryTier,
     /// Open body files for zero-copy sends: id -> (body file name, file), LRU.
-    open_files: ShardedLru<EntryId, (String, Arc<File>)>,
+    open_files: ShardedLru<EntryId, OpenBody>,
     index: Index,
     /// How often each URL is asked for: decides what may evict what ([`admission`]).
     demand: FrequencySketch,
@@ -589,7 +601,7 @@ impl Cache {
             return Ok(None);
         }
         let file = self.open_file(entry).await?;
-        let on_disk = file.metadata()?.len();
+        let on_disk = file.file.metadata()?.len();
         if on_disk != len {
             self.close_file(&entry.id);
             return Err(io::Error::new(
@@ -597,16 +609,51 @@ impl Cache {
                 format!("cache body file has {on_disk} bytes, its entry {len}"),
             ));
         }
-        Ok(Some(sender.body(file, start, end)))
+        if len < MAPPED_MIN {
+            return Ok(Some(sender.body(file.file, start, end)));
+        }
+        let map = match file.map {
+            Some(map) => map,
+            None => {
+                let opened = file.file.clone();
+                // SAFETY: the mapping is never read by this process, only handed to the
+                // kernel as the source of socket writes ([`FileSender::mapped_body`]). If
+                // an outside actor truncates the file (the edge never writes a committed
+                // body file: fills write a temporary file renamed into place under a fresh
+                // name; eviction and purges unlink, which leaves a mapping valid), the
+                // kernel's copy faults and `write` returns a short count or EFAULT, which
+                // aborts the response: no signal, no wrong bytes (tests/edge_zero_copy.rs).
+                let map = tokio::task::spawn_blocking(move || unsafe {
+                    memmap2::MmapOptions::new().populate().map(&*opened)
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let map = Arc::new(map);
+                let with_map = OpenBody {
+                    map: Some(map.clone()),
+                    ..file
+                };
+                self.open_files.put(entry.id, with_map, 1);
+                map
+            }
+        };
+        if (map.len() as u64) < end {
+            self.close_file(&entry.id);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "cache body file mapped shorter than its entry",
+            ));
+        }
+        Ok(Some(sender.mapped_body(map, start, end)))
     }
 
     /// The entry's body file, from the open-file LRU or opened (and verified) now.
-    async fn open_file(&self, entry: &Arc<Entry>) -> io::Result<Arc<File>> {
-        let cached = self.open_files.get_with(&entry.id, |(name, file)| {
-            (*name == entry.meta.body_file).then(|| file.clone())
+    async fn open_file(&self, entry: &Arc<Entry>) -> io::Result<OpenBody> {
+        let cached = self.open_files.get_with(&entry.id, |open| {
+            (open.name == entry.meta.body_file).then(|| open.clone())
         });
-        if let Some(file) = cached.flatten() {
-            return Ok(file);
+        if let Some(open) = cached.flatten() {
+            return Ok(open);
         }
         let disk = self.disk.clone();
         let owned = entry.clone();
@@ -624,10 +671,13 @@ impl Cache {
         if let Some(bytes) = verified {
             self.memory.insert(entry.id, bytes);
         }
-        let file = Arc::new(file);
-        let named = (entry.meta.body_file.clone(), file.clone());
-        self.open_files.put(entry.id, named, 1);
-        Ok(file)
+        let open = OpenBody {
+            name: entry.meta.body_file.clone(),
+            file: Arc::new(file),
+            map: None,
+        };
+        self.open_files.put(entry.id, open.clone(), 1);
+        Ok(open)
     }
 
     fn close_file(&self, id: &EntryId) {
