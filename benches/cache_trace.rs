@@ -193,7 +193,7 @@ fn static_oracle(trace: &[Ask], capacity: u64) -> u64 {
     let mut seen = HashSet::new();
     trace
         .iter()
-        .filter(|ask| !(keep.contains(&ask.id) && !seen.insert(ask.id)))
+        .filter(|ask| !keep.contains(&ask.id) || seen.insert(ask.id))
         .map(|ask| ask.size)
         .sum()
 }

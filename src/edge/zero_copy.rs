@@ -454,8 +454,8 @@ mod tests {
     fn placeholders_are_recognised_by_address_and_have_distinct_slots() {
         let sender = sender();
         let file = file_with(b"0123456789abcdefghij");
-        let a = sender.push(file.clone(), 0, 10);
-        let b = sender.push(file, 10, 10);
+        let a = sender.push(Source::File(file.clone()), 0, 10);
+        let b = sender.push(Source::File(file), 10, 10);
         assert_eq!(placeholder_offset(a.as_ptr()), Some(0));
         assert_eq!(placeholder_offset(b.as_ptr()), Some(SLOT_STRIDE));
         assert_eq!(placeholder_offset([0u8; 4].as_ptr()), None);
@@ -467,8 +467,8 @@ mod tests {
         let (mut io, client, sent) = pair().await;
         let sender = io.sender().unwrap();
         let file = file_with(b"0123456789");
-        let middle = sender.push(file.clone(), 2, 5);
-        let last = sender.push(file, 0, 3);
+        let middle = sender.push(Source::File(file.clone()), 2, 5);
+        let last = sender.push(Source::File(file), 0, 3);
         let bufs = [
             Bytes::from_static(b"head:"),
             middle,
@@ -487,11 +487,14 @@ mod tests {
     async fn a_placeholder_without_its_region_fails_and_sends_nothing() {
         let (mut io, client, _) = pair().await;
         let other = sender(); // another connection's queue
-        let stray = other.push(file_with(b"secret"), 0, 6);
+        let stray = other.push(Source::File(file_with(b"secret")), 0, 6);
         let error = io.write_all(&stray).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         // A placeholder of the wrong length for the queued region fails too.
-        let own = io.sender().unwrap().push(file_with(b"abcdef"), 0, 6);
+        let own = io
+            .sender()
+            .unwrap()
+            .push(Source::File(file_with(b"abcdef")), 0, 6);
         let error = io.write_all(&own[..3]).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         drop(io);
@@ -504,7 +507,10 @@ mod tests {
     #[tokio::test]
     async fn a_file_shorter_than_its_region_fails_after_its_real_bytes() {
         let (mut io, client, _) = pair().await;
-        let placeholder = io.sender().unwrap().push(file_with(b"abc"), 0, 6);
+        let placeholder = io
+            .sender()
+            .unwrap()
+            .push(Source::File(file_with(b"abc")), 0, 6);
         let error = io.write_all(&placeholder).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
         drop(io);
